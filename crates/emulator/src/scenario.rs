@@ -89,6 +89,9 @@ pub struct Expectation {
     /// Whether the call is expected to be denied by a `user.tool_confirmation`.
     #[serde(default)]
     pub denied: Option<bool>,
+    /// Content block types that must appear in the result (e.g. `["image"]`).
+    #[serde(default)]
+    pub block_types: Vec<String>,
 }
 
 impl Expectation {
@@ -126,6 +129,19 @@ impl Expectation {
         }
         reasons
     }
+}
+
+/// Reasons for each wanted block type that the result's `content` lacks.
+fn missing_block_types(wanted: &[String], event: &Value) -> Vec<String> {
+    let types: Vec<&str> = event["content"]
+        .as_array()
+        .map(|blocks| blocks.iter().filter_map(|b| b["type"].as_str()).collect())
+        .unwrap_or_default();
+    wanted
+        .iter()
+        .filter(|w| !types.contains(&w.as_str()))
+        .map(|w| format!("result has no {w:?} block (blocks: {types:?})"))
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -289,7 +305,10 @@ impl ScenarioRun {
             .unwrap_or_default();
         let is_error = event["is_error"].as_bool().unwrap_or(false);
         let text = result_text(event);
-        let reasons = expectation.check(denied, is_error, &text);
+        let mut reasons = expectation.check(denied, is_error, &text);
+        if !denied {
+            reasons.extend(missing_block_types(&expectation.block_types, event));
+        }
         let outcome = &mut self.outcomes[index];
         outcome.passed = Some(reasons.is_empty());
         outcome.reasons = reasons;
@@ -381,8 +400,12 @@ mod tests {
             not_contains: vec!["secret".into()],
             equals: Some("hello".into()),
             denied: None,
+            block_types: Vec::new(),
         };
         assert!(expect.check(false, false, "hello").is_empty());
+        let image = json!({"content": [{"type": "image", "source": {}}]});
+        assert!(missing_block_types(&["image".into()], &image).is_empty());
+        assert_eq!(missing_block_types(&["document".into()], &image).len(), 1);
         let reasons = expect.check(false, true, "secret");
         assert_eq!(reasons.len(), 4, "{reasons:?}");
         assert_eq!(
