@@ -188,6 +188,16 @@ fn try_user_namespace() -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a child group can be created (and removed again) under `controller`.
+fn can_create_group(controller: &Path) -> bool {
+    let probe = controller.join(format!("sandkeep-probe-{}", std::process::id()));
+    let created = std::fs::create_dir(&probe).is_ok();
+    if created {
+        let _ = std::fs::remove_dir(&probe);
+    }
+    created
+}
+
 fn cgroup_support() -> (LimitsBackend, String) {
     if let Some(dir) = crate::limits::v2_delegated() {
         return (
@@ -196,11 +206,11 @@ fn cgroup_support() -> (LimitsBackend, String) {
         );
     }
     let v1 = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
-        && Path::new("/sys/fs/cgroup/pids/pids.max").exists();
+        && Path::new("/sys/fs/cgroup/pids/cgroup.procs").exists();
     if v1 {
-        let writable = nix::unistd::access("/sys/fs/cgroup/memory", nix::unistd::AccessFlags::W_OK)
-            .is_ok()
-            && nix::unistd::access("/sys/fs/cgroup/pids", nix::unistd::AccessFlags::W_OK).is_ok();
+        // cgroupfs directories are mode 0555 even where root may create groups, so
+        // access(W_OK) says nothing: try what the sandbox will do.
+        let writable = ["memory", "pids"].iter().all(|ctl| can_create_group(&Path::new("/sys/fs/cgroup").join(ctl)));
         if writable {
             return (
                 LimitsBackend::CgroupV1,

@@ -11,7 +11,7 @@ const PERIOD_US: u64 = 100_000;
 pub fn create(policy: &Policy, name: &str) -> Option<(Vec<PathBuf>, PathBuf)> {
     let base = |ctl: &str| Path::new(ROOT).join(ctl);
     if !base("memory").join("memory.limit_in_bytes").exists()
-        || !base("pids").join("pids.max").exists()
+        || !base("pids").join("cgroup.procs").exists()
     {
         return None;
     }
