@@ -31,9 +31,20 @@ pub fn grep(roots: &Roots, input: GrepInput, deadline: Option<Instant>) -> ToolO
         },
         None => roots.workdir.clone(),
     };
-    // CRLF mode: lines end at `\n` and `$` also matches before `\r\n`, as the
-    // SDK matches lines with their trailing `\r\n` stripped.
-    let matcher = match RegexMatcherBuilder::new().crlf(true).build(&input.pattern) {
+    // Validate with `regex` first: its message quotes the pattern as written,
+    // where grep-regex's would show its internal `(?:…)` wrapper.
+    if let Err(e) = regex::Regex::new(&input.pattern) {
+        return ToolOutput::error(format!("grep: invalid regex: {e}"));
+    }
+    // Line-oriented like ripgrep: multi-line regex mode so `^`/`$` match at each
+    // line's ends; CRLF mode (which implies `\n` as the line terminator, so no
+    // match spans lines, and must agree with the searcher's) so `$` also matches
+    // before `\r\n`, as the SDK strips `\r\n` before matching.
+    let matcher = match RegexMatcherBuilder::new()
+        .multi_line(true)
+        .crlf(true)
+        .build(&input.pattern)
+    {
         Ok(m) => m,
         Err(e) => return ToolOutput::error(format!("grep: invalid regex: {e}")),
     };
@@ -274,6 +285,31 @@ mod tests {
     }
 
     #[test]
+    fn anchors_match_at_every_line_end() {
+        let tmp = tempfile::tempdir().unwrap();
+        let w = fs::canonicalize(tmp.path()).unwrap();
+        fs::write(w.join("a.txt"), "abc\nxyz\nabc").unwrap();
+        fs::write(w.join("b.txt"), "n1\r\n123\nx9y\n").unwrap();
+        let a = w.join("a.txt").display().to_string();
+        let b = w.join("b.txt").display().to_string();
+        assert_eq!(
+            run(&w, "c$", Some("a.txt")).1,
+            format!("{a}:1:abc\n{a}:3:abc")
+        );
+        assert_eq!(
+            run(&w, r"\d$", Some("b.txt")).1,
+            format!("{b}:1:n1\n{b}:2:123")
+        );
+        assert_eq!(run(&w, r"^\d+$", Some("b.txt")).1, format!("{b}:2:123"));
+        // No match spans a line break; like ripgrep, a pattern that needs one is refused.
+        let (is_error, text) = run(&w, r"c\nx", Some("a.txt"));
+        assert!(
+            is_error && text.contains(r#"the literal "\n" is not allowed"#),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn invalid_regex_and_truncation() {
         let tmp = tempfile::tempdir().unwrap();
         let w = fs::canonicalize(tmp.path()).unwrap();
@@ -281,7 +317,8 @@ mod tests {
         assert!(
             is_error
                 && text.starts_with("grep: invalid regex: ")
-                && text.contains("unclosed group"),
+                && text.contains("unclosed group")
+                && !text.contains("(?:"),
             "{text}"
         );
         fs::write(w.join("many"), "match this line please\n".repeat(10_000)).unwrap();
