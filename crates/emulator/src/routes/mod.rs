@@ -11,12 +11,16 @@ mod work;
 use crate::error::{new_request_id, ApiError};
 use crate::faults::apply_request_faults;
 use crate::state::AppState;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+
+/// Largest request body accepted: a `read` result at the 5 MiB image cap is ~5.3 MB
+/// of JSON, and skill uploads carry archives; axum's 2 MB default rejects both.
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let env = "/v1/environments/{environment_id}";
@@ -100,6 +104,7 @@ pub fn router(state: AppState) -> Router {
             apply_request_faults,
         ))
         .layer(middleware::from_fn(stamp_request_id))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
