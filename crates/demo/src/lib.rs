@@ -130,7 +130,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
     };
     let worker = tokio::spawn(sandkeep_worker::run_poll(config, shutdown.clone()));
 
-    let outcome = transcript::follow(&admin, &session_id, started, DEMO_TIMEOUT).await;
+    let followed = transcript::follow(&admin, &session_id, started, DEMO_TIMEOUT).await;
     shutdown.cancel();
     match tokio::time::timeout(Duration::from_secs(15), worker).await {
         Ok(Ok(Err(e))) => println!("worker ended with an error: {e:#}"),
@@ -138,13 +138,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         Err(_) => println!("worker did not drain within 15 s"),
         Ok(Ok(Ok(()))) => {}
     }
-    let outcome = outcome?;
+    followed?;
     let state = admin
         .get_json(&format!("/v1/emulator/sessions/{session_id}/scenario"))
         .await?;
     let events = transcript::all_events(&admin, &session_id).await?;
     transcript::print(&events, &state, &survey, &options.policy, started.elapsed());
-    let _ = outcome;
     Ok(state["passed"].as_bool().unwrap_or(false))
 }
 

@@ -29,15 +29,21 @@ impl Workspace {
                     bail!("session id {session_id:?} cannot be used as a directory name; refusing to create its workspace");
                 }
                 let sessions = config.workdir.join("sessions");
+                // 0711: a sandboxed session runs under its own subordinate uid and must
+                // be able to traverse to its directory, but not list its neighbours.
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o711)
+                    .create(&sessions)
+                    .with_context(|| {
+                        format!(
+                            "cannot create {}; check that --workdir is writable",
+                            sessions.display()
+                        )
+                    })?;
+                let path = sessions.join(session_id);
                 let mut builder = std::fs::DirBuilder::new();
                 builder.recursive(true).mode(0o700);
-                builder.create(&sessions).with_context(|| {
-                    format!(
-                        "cannot create {}; check that --workdir is writable",
-                        sessions.display()
-                    )
-                })?;
-                let path = sessions.join(session_id);
                 builder.create(&path).with_context(|| {
                     format!("cannot create the session workspace {}", path.display())
                 })?;
