@@ -24,6 +24,10 @@ pub enum Network {
     Off,
     /// Share the host's network (explicit opt-in).
     Host,
+    /// Reserved: per-session egress through an allowlisting proxy. Refused by
+    /// validation until it exists, so a policy asking for it fails at start
+    /// instead of running with a restriction that is silently inert.
+    Allowlist,
 }
 
 /// The policy a worker applies to every session.
@@ -141,6 +145,13 @@ impl Policy {
                 self.cpus
             );
         }
+        if self.network == Network::Allowlist {
+            bail!(
+                "`network = \"allowlist\"` is not available in this version: there is no egress proxy \
+                 to enforce it, and it would not be silently ignored. Use \"off\" (loopback only) \
+                 or \"host\" (the host's network)"
+            );
+        }
         if self.max_call_timeout_ms == Some(0) {
             bail!("`max_call_timeout_ms` must be greater than 0 (omit it for no bound)");
         }
@@ -233,6 +244,13 @@ mod tests {
             err.contains("memroy_mib") && err.contains("valid keys are: isolation"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn allowlist_network_is_refused_not_inert() {
+        let err = load("network = \"allowlist\"\n").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("allowlist") && text.contains("\"off\""), "{text}");
     }
 
     #[test]
