@@ -32,6 +32,12 @@ const DEMO_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Run the demo; `Ok(true)` when every expectation held.
 pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
+    if !options.source.is_dir() {
+        anyhow::bail!(
+            "--source {} is not a directory to copy",
+            options.source.display()
+        );
+    }
     let started = Instant::now();
     let (emulator, addr) = Emulator::spawn(EmulatorConfig::default(), "127.0.0.1:0")
         .await

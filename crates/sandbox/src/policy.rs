@@ -111,7 +111,8 @@ pub fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
         .with_context(|| format!("reading policy file {}", path.display()))?;
     let policy: Policy = toml::from_str(&text).map_err(|e| {
         let msg = e.message();
-        if msg.contains("unknown field") {
+        // toml's own message already lists the expected keys; add them only if not.
+        if msg.contains("unknown field") && !msg.contains("expected one of") {
             anyhow::anyhow!(
                 "policy file {}: {msg}; valid keys are: {}",
                 path.display(),
@@ -241,7 +242,9 @@ mod tests {
     fn unknown_key_lists_valid_keys() {
         let err = load("memroy_mib = 5\n").unwrap_err().to_string();
         assert!(
-            err.contains("memroy_mib") && err.contains("valid keys are: isolation"),
+            err.contains("memroy_mib")
+                && (err.contains("valid keys are: isolation")
+                    || err.contains("expected one of `isolation`")),
             "{err}"
         );
     }
@@ -250,7 +253,10 @@ mod tests {
     fn allowlist_network_is_refused_not_inert() {
         let err = load("network = \"allowlist\"\n").unwrap_err();
         let text = format!("{err:#}");
-        assert!(text.contains("allowlist") && text.contains("\"off\""), "{text}");
+        assert!(
+            text.contains("allowlist") && text.contains("\"off\""),
+            "{text}"
+        );
     }
 
     #[test]
