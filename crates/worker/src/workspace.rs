@@ -2,7 +2,7 @@
 
 use crate::config::{WorkdirLayout, WorkerConfig};
 use anyhow::{bail, Context};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A session's directory, and whether it is removed once the session has ended.
@@ -41,6 +41,9 @@ impl Workspace {
                             sessions.display()
                         )
                     })?;
+                // The umask may have narrowed the mode (e.g. 077 → 0700).
+                std::fs::set_permissions(&sessions, std::fs::Permissions::from_mode(0o711))
+                    .with_context(|| format!("cannot set the mode of {}", sessions.display()))?;
                 let path = sessions.join(session_id);
                 let mut builder = std::fs::DirBuilder::new();
                 builder.recursive(true).mode(0o700);
@@ -119,6 +122,25 @@ mod tests {
         assert!(!path.exists());
         assert!(Workspace::open(&config, "../x").is_err());
         assert!(Workspace::open(&config, "..").is_err());
+    }
+
+    #[test]
+    fn sessions_dir_is_traversable_whatever_the_umask() {
+        let root = tempfile::tempdir().unwrap();
+        let config = WorkerConfig {
+            workdir: root.path().to_path_buf(),
+            ..WorkerConfig::default()
+        };
+        // SAFETY: umask is process-wide; no other test here depends on it.
+        let old = unsafe { libc::umask(0o077) };
+        let ws = Workspace::open(&config, "sesn_umask");
+        unsafe { libc::umask(old) };
+        ws.unwrap();
+        let mode = std::fs::metadata(root.path().join("sessions"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o711);
     }
 
     #[test]
