@@ -11,9 +11,6 @@ use std::path::PathBuf;
 /// Upper bound on one frame; tool outputs are capped far below this.
 const MAX_FRAME: u32 = 256 * 1024 * 1024;
 
-/// The fd number the init finds its end of the channel on.
-pub const INIT_CHANNEL_FD: i32 = 3;
-
 /// Write one frame.
 pub fn send<T: Serialize>(w: &mut impl Write, msg: &T) -> io::Result<()> {
     let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
@@ -69,9 +66,96 @@ pub struct InitConfig {
     pub env: Vec<(String, String)>,
     /// Number of CPUs the init pins itself to (`nproc` inside).
     pub cpus: usize,
+    pub max_bash_timeout_ms: Option<u64>,
+}
+
+/// The second frame: the session's resource limits, sent once the worker created
+/// them (in parallel with the init's filesystem setup). It carries the open
+/// cgroup attach files as `SCM_RIGHTS`; the init joins them before it answers
+/// [`Ready`], so nothing of the workload ever runs outside the limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitsFrame {
     /// Rlimits to apply when no cgroup is available.
     pub rlimits: Option<RlimitPlan>,
-    pub max_bash_timeout_ms: Option<u64>,
+}
+
+/// Most fds a [`LimitsFrame`] carries (one per cgroup controller).
+const MAX_FRAME_FDS: usize = 8;
+
+/// Write one frame with `fds` attached to its first byte.
+pub fn send_with_fds<T: Serialize>(
+    stream: &std::os::unix::net::UnixStream,
+    msg: &T,
+    fds: &[std::os::fd::RawFd],
+) -> io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::os::fd::AsRawFd;
+    if fds.len() > MAX_FRAME_FDS {
+        return Err(io::Error::other(format!("{} fds in one frame", fds.len())));
+    }
+    let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    let len = u32::try_from(body.len()).map_err(|_| io::Error::other("frame too large"))?;
+    let mut buf = Vec::with_capacity(4 + body.len());
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&body);
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let sent = sendmsg::<()>(
+        stream.as_raw_fd(),
+        &[io::IoSlice::new(&buf)],
+        if fds.is_empty() { &[] } else { &cmsg },
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    // The fds went with the first byte; a short write only needs the rest.
+    let mut w = stream;
+    w.write_all(&buf[sent..])?;
+    w.flush()
+}
+
+/// Read one frame written by [`send_with_fds`], with its fds (close-on-exec).
+pub fn recv_with_fds<T: DeserializeOwned>(
+    stream: &std::os::unix::net::UnixStream,
+) -> io::Result<(T, Vec<std::os::fd::OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    let mut len = [0u8; 4];
+    let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FRAME_FDS]);
+    let mut iov = [io::IoSliceMut::new(&mut len)];
+    let mut fds = Vec::new();
+    let bytes = {
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg_space),
+            MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_WAITALL,
+        )?;
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(list) = c {
+                // SAFETY: the kernel just installed these fds for us.
+                fds.extend(list.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+            }
+        }
+        msg.bytes
+    };
+    if bytes != 4 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "channel closed before the limits frame",
+        ));
+    }
+    let len = u32::from_le_bytes(len);
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is too large"),
+        ));
+    }
+    let mut body = vec![0u8; len as usize];
+    let mut r = stream;
+    r.read_exact(&mut body)?;
+    let value =
+        serde_json::from_slice(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok((value, fds))
 }
 
 /// Fallback resource limits (no writable cgroup).
@@ -122,6 +206,31 @@ mod tests {
         assert_eq!(back.tool, "bash");
         assert_eq!(back.deadline_ms, Some(5));
         assert!(recv::<CallRequest>(&mut r).unwrap().is_none());
+    }
+
+    #[test]
+    fn frames_carry_fds() {
+        use std::io::Seek;
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"hello").unwrap();
+        let frame = LimitsFrame {
+            rlimits: Some(RlimitPlan {
+                address_space_bytes: 1,
+                nproc: 2,
+            }),
+        };
+        use std::os::fd::AsRawFd;
+        send_with_fds(&a, &frame, &[file.as_raw_fd()]).unwrap();
+        let (back, fds): (LimitsFrame, _) = recv_with_fds(&b).unwrap();
+        assert_eq!(back.rlimits.unwrap().nproc, 2);
+        let mut got = std::fs::File::from(fds.into_iter().next().unwrap());
+        got.rewind().unwrap();
+        let mut text = String::new();
+        got.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "hello");
+        drop(a);
+        assert!(recv_with_fds::<LimitsFrame>(&b).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! * `process`: one kernel sandbox per session (namespaces, mounts, Landlock,
 //!   seccomp, cgroups); its PID-1 init runs the same tools inside (see `init`).
 //!
-//! Host side: [`spawn`] (clone + id maps), [`process`] (session lifecycle),
+//! Host side: [`spawn`] (id maps, spawn through the per-worker `zygote`), [`process`] (session lifecycle),
 //! [`limits`] (cgroups / rlimits), [`probe`] (doctor, fail-closed check).
 //! Inside: `init` (filesystem, restrictions, call loop).
 
@@ -22,6 +22,7 @@ pub mod probe;
 pub mod process;
 pub mod spawn;
 mod uid_slots;
+mod zygote;
 
 pub use executor::{SessionExecutor, SessionSpec};
 pub use init::init_main;

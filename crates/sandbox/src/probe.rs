@@ -210,7 +210,9 @@ fn cgroup_support() -> (LimitsBackend, String) {
     if v1 {
         // cgroupfs directories are mode 0555 even where root may create groups, so
         // access(W_OK) says nothing: try what the sandbox will do.
-        let writable = ["memory", "pids"].iter().all(|ctl| can_create_group(&Path::new("/sys/fs/cgroup").join(ctl)));
+        let writable = ["memory", "pids"]
+            .iter()
+            .all(|ctl| can_create_group(&Path::new("/sys/fs/cgroup").join(ctl)));
         if writable {
             return (
                 LimitsBackend::CgroupV1,

@@ -1,7 +1,7 @@
 //! Host side of `isolation = "process"`: start a session's sandbox, forward calls
 //! over the channel, report OOM kills, and tear everything down.
 
-use crate::channel::{self, CallRequest, InitConfig, Ready};
+use crate::channel::{self, CallRequest, InitConfig, LimitsFrame, Ready};
 use crate::limits::{cgroup_name, SessionLimits};
 use crate::policy::{Network, Policy};
 use crate::spawn::{kill_and_reap, spawn_init, wait_exit, IdMap};
@@ -9,6 +9,7 @@ use crate::uid_slots::{self, UidSlot};
 use crate::SessionSpec;
 use anyhow::{bail, Context};
 use sandkeep_tools::ToolOutput;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -62,20 +63,41 @@ impl SandboxSession {
         if let IdMap::Range { base } = ids {
             chown_tree(&workspace, base).context("handing the workspace to the sandbox's uid")?;
         }
-        let limits = SessionLimits::create(
-            policy,
-            &cgroup_name(&spec.session_id, NEXT_ID.fetch_add(1, Ordering::Relaxed)),
-        );
-        tracing::info!(session = %spec.session_id, limits = %limits.backend, "sandbox resource limits");
-        let config = init_config(policy, spec, &workspace, &limits);
+        let config = init_config(policy, spec, &workspace);
         let exe = init_exe()?;
         let started = Instant::now();
-        let spawned = spawn_init(&exe, policy.network != Network::Host, ids, |pid| {
-            limits.attach(pid)
-        })?;
+        let spawned = spawn_init(&exe, policy.network != Network::Host, ids)?;
+        let mut chan = spawned.channel;
+        // The init builds its filesystem as soon as it has the configuration; the
+        // session's cgroups are created meanwhile and handed over afterwards (the
+        // init joins them before it answers ready, so no workload runs outside).
+        let limits = channel::send(&mut chan, &config)
+            .context("sending the sandbox configuration")
+            .and_then(|()| {
+                let limits = SessionLimits::create(
+                    policy,
+                    &cgroup_name(&spec.session_id, NEXT_ID.fetch_add(1, Ordering::Relaxed)),
+                );
+                let attach = limits.attach_files()?;
+                let raw: Vec<_> = attach.iter().map(|f| f.as_raw_fd()).collect();
+                let frame = LimitsFrame {
+                    rlimits: limits.rlimit_plan(),
+                };
+                channel::send_with_fds(&chan, &frame, &raw)
+                    .context("sending the sandbox its resource limits")?;
+                Ok(limits)
+            });
+        let limits = match limits {
+            Ok(limits) => limits,
+            Err(e) => {
+                kill_and_reap(spawned.pid);
+                return Err(e);
+            }
+        };
+        tracing::info!(session = %spec.session_id, limits = %limits.backend, "sandbox resource limits");
         let mut session = Self {
             pid: Some(spawned.pid),
-            chan: spawned.channel,
+            chan,
             limits,
             _slot: slot,
             placeholders: Vec::new(),
@@ -83,7 +105,6 @@ impl SandboxSession {
             landlock_abi: 0,
             ready_after: Duration::ZERO,
         };
-        channel::send(&mut session.chan, &config).context("sending the sandbox configuration")?;
         session
             .chan
             .set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -198,12 +219,7 @@ impl Drop for SandboxSession {
     }
 }
 
-fn init_config(
-    policy: &Policy,
-    spec: &SessionSpec,
-    workspace: &Path,
-    limits: &SessionLimits,
-) -> InitConfig {
+fn init_config(policy: &Policy, spec: &SessionSpec, workspace: &Path) -> InitConfig {
     let mut protected = policy.protected_paths.clone();
     protected.extend(policy.read_only_paths.iter().cloned());
     InitConfig {
@@ -222,7 +238,6 @@ fn init_config(
         new_netns: policy.network != Network::Host,
         env: sandbox_env(policy),
         cpus: policy.cpus.ceil().max(1.0) as usize,
-        rlimits: limits.rlimit_plan(),
         max_bash_timeout_ms: policy.max_call_timeout_ms,
     }
 }

@@ -1,10 +1,12 @@
 //! The sandbox init: PID 1 of a session's pid namespace.
 //!
-//! Started by [`crate::spawn`] as `sandkeep __sandbox-init` with an empty
-//! environment and the channel on fd 3. It reads its [`InitConfig`], builds the
-//! filesystem view ([`mounts`]), brings up loopback, restricts itself
-//! ([`restrict`], [`seccomp`]), answers [`Ready`], then serves tool calls
-//! ([`serve`]). No async runtime, no threads: startup stays in the low milliseconds.
+//! Cloned by the worker's zygote ([`crate::zygote`], itself `sandkeep
+//! __sandbox-init` with an empty environment). It reads its [`InitConfig`] from
+//! the session channel, builds the filesystem view ([`mounts`]), brings up
+//! loopback, restricts itself ([`restrict`], [`seccomp`]), joins the resource
+//! limits the worker created meanwhile ([`LimitsFrame`]), answers [`Ready`], then
+//! serves tool calls ([`serve`]). No async runtime, no threads, no `execve`:
+//! startup stays in the low milliseconds.
 
 mod mounts;
 mod protect;
@@ -12,25 +14,54 @@ mod restrict;
 mod seccomp;
 mod serve;
 
-use crate::channel::{self, InitConfig, Ready, INIT_CHANNEL_FD};
+use crate::channel::{self, InitConfig, LimitsFrame, Ready};
+use crate::spawn::IdMap;
 use anyhow::Context;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
-/// Entry point of the hidden `__sandbox-init` subcommand. Never returns.
+/// Entry point of the hidden `__sandbox-init` subcommand: the worker starts the
+/// binary once per process as its zygote ([`crate::zygote`]), which clones the
+/// session inits. Never returns.
 pub fn init_main() -> ! {
-    // SAFETY: the spawner placed our end of the channel on this fd; mark it
-    // close-on-exec so bash never inherits it.
-    let mut chan = unsafe {
-        libc::fcntl(INIT_CHANNEL_FD, libc::F_SETFD, libc::FD_CLOEXEC);
-        UnixStream::from_raw_fd(INIT_CHANNEL_FD)
+    crate::zygote::zygote_main()
+}
+
+/// Session-independent work the zygote does once, so no init repeats it.
+pub(crate) fn prepare_once() {
+    seccomp::prepare();
+    restrict::prepare();
+}
+
+/// A freshly cloned session init (a single-threaded copy of the zygote): join the
+/// session's cgroups, wait until the zygote wrote the id maps, become ns-root, then
+/// build the sandbox and serve calls. Never returns.
+pub(crate) fn session_main(chan: OwnedFd, released: OwnedFd, ids: IdMap) -> ! {
+    let mut byte = [0u8; 1];
+    if nix::unistd::read(released.as_raw_fd(), &mut byte) != Ok(1) {
+        // The zygote failed to map our ids; the worker kills us.
+        std::process::exit(126);
+    }
+    drop(released);
+    // Become ns-root: our host uid is not mapped in a range map, and only a mapped
+    // uid 0 holds the namespace's capabilities.
+    // SAFETY: plain syscalls; this process has a single thread.
+    let ok = unsafe {
+        (matches!(ids, IdMap::Single { .. })
+            || libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) == 0)
+            && libc::syscall(libc::SYS_setresgid, 0u32, 0u32, 0u32) == 0
+            && libc::syscall(libc::SYS_setresuid, 0u32, 0u32, 0u32) == 0
     };
+    if !ok {
+        std::process::exit(125);
+    }
+    let mut chan = UnixStream::from(chan);
     let cfg: InitConfig = match channel::recv(&mut chan) {
         Ok(Some(cfg)) => cfg,
         _ => std::process::exit(2),
     };
-    match setup(&cfg) {
+    match setup(&cfg).and_then(|built| join_limits(&chan).map(|()| built)) {
         Ok((landlock_abi, placeholders)) => {
             if channel::send(
                 &mut chan,
@@ -52,6 +83,23 @@ pub fn init_main() -> ! {
     serve::serve(chan, &cfg);
 }
 
+/// Receive the session's limits (created by the worker while we built the
+/// filesystem) and put ourselves under them, before any workload runs.
+fn join_limits(chan: &UnixStream) -> anyhow::Result<()> {
+    let (frame, attach): (LimitsFrame, _) =
+        channel::recv_with_fds(chan).context("receiving the session's resource limits")?;
+    // Writing "0" moves the calling thread only (we have one), which on cgroup v1
+    // skips the global threadgroup lock (an RCU grace period, 1–12 ms here) that
+    // writing our pid from the worker would take.
+    for fd in &attach {
+        nix::unistd::write(fd, b"0").context("joining the session's cgroup")?;
+    }
+    if let Some(plan) = frame.rlimits {
+        apply_rlimits(plan)?;
+    }
+    Ok(())
+}
+
 fn setup(cfg: &InitConfig) -> anyhow::Result<(i32, Vec<PathBuf>)> {
     let built = mounts::build_root(cfg).context("building the sandbox filesystem")?;
     nix::unistd::sethostname("sandkeep").context("setting the hostname")?;
@@ -59,9 +107,6 @@ fn setup(cfg: &InitConfig) -> anyhow::Result<(i32, Vec<PathBuf>)> {
         loopback_up().context("bringing up loopback in the sandbox network namespace")?;
     }
     pin_cpus(cfg.cpus);
-    if let Some(plan) = cfg.rlimits {
-        apply_rlimits(plan)?;
-    }
     let mut read_exec = built.system_dirs.clone();
     read_exec.extend(cfg.ro_binds.iter().cloned());
     read_exec.extend(cfg.allowed_roots.iter().cloned());

@@ -12,6 +12,7 @@ use landlock::{
     RulesetCreatedAttr, RulesetStatus, ABI,
 };
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// Paths the init grants to itself and its descendants.
 pub struct LandlockPaths {
@@ -56,11 +57,25 @@ fn lock_securebits() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Highest capability number of this kernel (read once, in the zygote).
+static LAST_CAP: OnceLock<libc::c_ulong> = OnceLock::new();
+
+/// Read per-host facts now, so every session init reuses them.
+pub fn prepare() {
+    last_cap();
+}
+
+fn last_cap() -> libc::c_ulong {
+    *LAST_CAP.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(40)
+    })
+}
+
 fn drop_bounding_and_ambient() -> anyhow::Result<()> {
-    let last_cap: libc::c_ulong = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40);
+    let last_cap = last_cap();
     for cap in 0..=last_cap {
         // SAFETY: plain prctl call.
         if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {

@@ -75,13 +75,26 @@ impl SessionLimits {
         }
     }
 
-    /// Move `pid` into the session's cgroups.
-    pub fn attach(&self, pid: i32) -> anyhow::Result<()> {
-        for dir in &self.dirs {
-            std::fs::write(dir.join("cgroup.procs"), pid.to_string())
-                .map_err(|e| anyhow::anyhow!("moving the sandbox into {}: {e}", dir.display()))?;
-        }
-        Ok(())
+    /// Open the files through which the init joins the session's cgroups: on v1
+    /// `tasks` (writing "0" there moves just the caller, without the global lock a
+    /// whole-process move takes), on v2 `cgroup.procs`. Opened here, so the kernel
+    /// checks the worker's credentials, not those of the init's user namespace.
+    pub fn attach_files(&self) -> anyhow::Result<Vec<std::os::fd::OwnedFd>> {
+        let name = match self.backend {
+            LimitsBackend::CgroupV1 => "tasks",
+            _ => "cgroup.procs",
+        };
+        self.dirs
+            .iter()
+            .map(|dir| {
+                let path = dir.join(name);
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map(Into::into)
+                    .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))
+            })
+            .collect()
     }
 
     /// Rlimits the init applies to itself when no cgroup is available.
