@@ -57,6 +57,8 @@ pub fn run(iterations: usize, idle_sessions: usize) -> anyhow::Result<()> {
     emit_samples("sandbox_ready_first_bash_true", &ready_bash);
 
     let read_1k = json!({"file_path": "one_kib.txt"});
+    // A real fork+exec inside the session, comparable with a bare fork+exec on the host.
+    let bin_true = json!({"command": "/bin/true"});
     for (label, policy) in [("process", &process), ("none", &none)] {
         let mut exec = SessionExecutor::start(policy, &spec(&format!("live-{label}"), ws.path()))?;
         rt.block_on(call_ok(&exec, "bash", bash_true.clone()))?;
@@ -66,7 +68,11 @@ pub fn run(iterations: usize, idle_sessions: usize) -> anyhow::Result<()> {
         let read = sample(iterations, || {
             rt.block_on(call_ok(&exec, "read", read_1k.clone()))
         })?;
+        let exec_true = sample(iterations, || {
+            rt.block_on(call_ok(&exec, "bash", bin_true.clone()))
+        })?;
         rt.block_on(exec.close());
+        emit_samples(&format!("call_bin_true_{label}"), &exec_true);
         emit_samples(&format!("call_bash_true_{label}"), &bash);
         emit_samples(&format!("call_read_1kib_{label}"), &read);
     }
