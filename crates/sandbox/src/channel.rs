@@ -67,6 +67,9 @@ pub struct InitConfig {
     /// Number of CPUs the init pins itself to (`nproc` inside).
     pub cpus: usize,
     pub max_bash_timeout_ms: Option<u64>,
+    /// Namespace uid and gid the init switches to once the sandbox is built, so
+    /// bash and the file tools run as it (0: stay ns-root, single-uid map).
+    pub workload_uid: u32,
 }
 
 /// The second frame: the session's resource limits, sent once the worker created

@@ -60,10 +60,11 @@ impl SandboxSession {
         } else {
             (IdMap::Single { uid, gid }, None)
         };
-        if let IdMap::Range { base } = ids {
-            chown_tree(&workspace, base).context("handing the workspace to the sandbox's uid")?;
+        if let IdMap::Range { .. } = ids {
+            chown_tree(&workspace, ids.workload_host_uid())
+                .context("handing the workspace to the sandbox's uid")?;
         }
-        let config = init_config(policy, spec, &workspace);
+        let config = init_config(policy, spec, &workspace, ids.workload_uid());
         let exe = init_exe()?;
         let started = Instant::now();
         let spawned = spawn_init(&exe, policy.network != Network::Host, ids)?;
@@ -124,7 +125,12 @@ impl SandboxSession {
             ),
         }
         session.ready_after = started.elapsed();
-        tracing::info!(session = %spec.session_id, landlock_abi = session.landlock_abi, ready_us = session.ready_after.as_micros() as u64, "sandbox ready");
+        let workload_uid = ids.workload_uid();
+        if workload_uid == 0 {
+            tracing::info!(session = %spec.session_id, landlock_abi = session.landlock_abi, ready_us = session.ready_after.as_micros() as u64, "sandbox ready; the workload runs as uid 0 inside its namespace without capabilities (only one uid can be mapped when the worker is not root)");
+        } else {
+            tracing::info!(session = %spec.session_id, landlock_abi = session.landlock_abi, ready_us = session.ready_after.as_micros() as u64, workload_uid, "sandbox ready");
+        }
         Ok(session)
     }
 
@@ -139,6 +145,9 @@ impl SandboxSession {
             return ToolOutput::error(format!("{name}: the session's sandbox is closed"));
         }
         let ooms_before = self.limits.oom_kills();
+        let pids_before = (name == "bash")
+            .then(|| self.limits.pids_snapshot())
+            .flatten();
         let deadline_ms =
             deadline.map(|d| d.saturating_duration_since(Instant::now()).as_millis() as u64);
         let req = CallRequest {
@@ -168,7 +177,42 @@ impl SandboxSession {
         if self.limits.oom_kills() > ooms_before {
             return self.oom_output(Some(&out));
         }
+        if self.limits.process_limit_reached(pids_before) {
+            return self.restart_after_process_limit(&out);
+        }
         out
+    }
+
+    /// The call drove the session to its process limit (a fork bomb): restart the
+    /// shell, which makes the init kill every other process of the session, and
+    /// report the call as an error.
+    fn restart_after_process_limit(&mut self, out: &ToolOutput) -> ToolOutput {
+        let restart = CallRequest {
+            tool: "bash".to_string(),
+            input: serde_json::json!({"restart": true}),
+            deadline_ms: None,
+        };
+        let _ = self.chan.set_read_timeout(Some(HANG_GRACE));
+        let restarted = channel::send(&mut self.chan, &restart)
+            .and_then(|()| channel::recv::<ToolOutput>(&mut self.chan));
+        let mut text = format!(
+            "killed: process limit of {} reached; every process of the session was killed and \
+             the shell was restarted (cwd, environment variables and background jobs were reset)",
+            self.limits.pids_max
+        );
+        match restarted {
+            Ok(Some(r)) if !r.is_error => {}
+            _ => {
+                // The init could not restart the shell: end the session instead.
+                self.kill();
+                text = format!(
+                    "killed: process limit of {} reached; the session's sandbox was stopped",
+                    self.limits.pids_max
+                );
+            }
+        }
+        append_prior_output(&mut text, out);
+        ToolOutput::error(text)
     }
 
     fn oom_output(&self, out: Option<&ToolOutput>) -> ToolOutput {
@@ -177,11 +221,7 @@ impl SandboxSession {
             self.limits.memory_mib
         );
         if let Some(out) = out {
-            let prior = out.joined_text();
-            if !prior.is_empty() && prior != "(no output)" {
-                text.push('\n');
-                text.push_str(&prior);
-            }
+            append_prior_output(&mut text, out);
         }
         ToolOutput::error(text)
     }
@@ -219,7 +259,21 @@ impl Drop for SandboxSession {
     }
 }
 
-fn init_config(policy: &Policy, spec: &SessionSpec, workspace: &Path) -> InitConfig {
+/// Append a call's own output (if any) below a kill notice.
+fn append_prior_output(text: &mut String, out: &ToolOutput) {
+    let prior = out.joined_text();
+    if !prior.is_empty() && prior != "(no output)" {
+        text.push('\n');
+        text.push_str(&prior);
+    }
+}
+
+fn init_config(
+    policy: &Policy,
+    spec: &SessionSpec,
+    workspace: &Path,
+    workload_uid: u32,
+) -> InitConfig {
     let mut protected = policy.protected_paths.clone();
     protected.extend(policy.read_only_paths.iter().cloned());
     InitConfig {
@@ -239,6 +293,7 @@ fn init_config(policy: &Policy, spec: &SessionSpec, workspace: &Path) -> InitCon
         env: sandbox_env(policy),
         cpus: policy.cpus.ceil().max(1.0) as usize,
         max_bash_timeout_ms: policy.max_call_timeout_ms,
+        workload_uid,
     }
 }
 
@@ -269,7 +324,7 @@ fn init_exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("finding the sandkeep executable for the sandbox init")
 }
 
-/// Give the workspace tree to the sandbox's root uid (no symlink is followed).
+/// Give the workspace tree to the workload's host uid (no symlink is followed).
 fn chown_tree(root: &Path, uid: u32) -> anyhow::Result<()> {
     let meta = std::fs::symlink_metadata(root)?;
     if meta.uid() != uid || meta.gid() != uid {

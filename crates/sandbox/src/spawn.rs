@@ -16,11 +16,24 @@ pub enum IdMap {
     Single { uid: u32, gid: u32 },
 }
 
+/// The namespace uid and gid the workload runs as when a uid range is mapped.
+pub const WORKLOAD_UID: u32 = 1000;
+
 impl IdMap {
-    /// The host uid that ns-root maps to (owner of the workspace inside).
-    pub fn root_host_uid(&self) -> u32 {
+    /// The namespace uid (= gid) of bash and the file tools: [`WORKLOAD_UID`] with
+    /// a range map; 0 with a single-uid map, where no other uid exists (the
+    /// workload still holds no capabilities).
+    pub fn workload_uid(&self) -> u32 {
         match *self {
-            IdMap::Range { base } => base,
+            IdMap::Range { .. } => WORKLOAD_UID,
+            IdMap::Single { .. } => 0,
+        }
+    }
+
+    /// The host uid the workload's uid maps to (owner of the workspace).
+    pub fn workload_host_uid(&self) -> u32 {
+        match *self {
+            IdMap::Range { base } => base + WORKLOAD_UID,
             IdMap::Single { uid, .. } => uid,
         }
     }

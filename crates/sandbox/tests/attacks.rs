@@ -43,6 +43,41 @@ async fn case01_02_protected_symlinks_and_missing_paths() {
 }
 
 #[tokio::test]
+async fn protected_paths_cannot_be_moved_and_git_still_works() {
+    let ws = tempfile::tempdir().unwrap();
+    let git_init = std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(ws.path())
+        .status();
+    if !git_init.is_ok_and(|s| s.success()) {
+        println!("SKIP protected_paths_cannot_be_moved_and_git_still_works: no git");
+        return;
+    }
+    let Some(mut ex) = start("protect_git", &Policy::default(), ws.path()) else {
+        return;
+    };
+    for cmd in [
+        "mv .git .gitx",
+        "mv .git/config .git/c2",
+        "rm -rf .git/hooks",
+        "rmdir .git",
+    ] {
+        fails(&ex, cmd).await;
+    }
+    let log = ok(
+        &ex,
+        "echo hi > f && git add f && git -c user.name=t -c user.email=t@example.com \
+         commit -qm first && git log --oneline | wc -l",
+    )
+    .await;
+    assert_eq!(log.trim(), "1");
+    // The workload's uid has a name inside.
+    assert_eq!(ok(&ex, "id -un; echo $HOME").await, "sandbox\n/workspace");
+    ex.close().await;
+    assert!(ws.path().join(".git/config").is_file());
+}
+
+#[tokio::test]
 async fn case04_06_08_loopback_works_and_no_network() {
     let ws = tempfile::tempdir().unwrap();
     let Some(mut ex) = start("case04", &Policy::default(), ws.path()) else {
@@ -284,8 +319,10 @@ async fn case22_sessions_are_separate() {
     assert!(!ps.contains("sleep"), "{ps}");
     let found = ok(&b, &format!("ls {} 2>&1 || true", wa.path().display())).await;
     assert!(found.contains("No such file"), "{found}");
-    let id_a = ok(&a, "stat -c %u /proc/1").await;
-    assert_eq!(id_a.trim(), "0");
+    // Ids are namespaced: the init (and the workload) show their ns uid, not the
+    // host uid of the session's range (sandbox.md §3: a non-zero uid inside).
+    let id_a = ok(&a, "stat -c %u /proc/1; id -u; id -g").await;
+    assert_eq!(id_a.split_whitespace().collect::<Vec<_>>(), ["1000"; 3]);
     a.close().await;
     b.close().await;
 }

@@ -98,7 +98,6 @@ async fn case01_02_14_protected_symlinks_and_linked_subdirs() {
 /// the protected symlink, or renaming its parent directory, and recreating the
 /// name as a plain directory.
 #[tokio::test]
-#[ignore = "product bug: protected paths can be unlinked/renamed (or their parent renamed) and recreated writable"]
 async fn case01_02_protected_paths_cannot_be_replaced() {
     let Some(mut rig) = Rig::new("case01_02_replace").await else {
         return;

@@ -185,7 +185,6 @@ async fn case21_escalation_is_denied() {
 
 /// sandbox.md §3: "workload runs as a non-zero uid inside the user namespace".
 #[tokio::test]
-#[ignore = "product bug: the workload runs as uid 0 inside its user namespace (sandbox.md §3 asks for a non-zero uid)"]
 async fn spec3_workload_runs_as_a_non_zero_uid_inside() {
     let Some(mut rig) = Rig::new("spec3_uid").await else {
         return;

@@ -176,7 +176,6 @@ async fn case17_19_oom_and_fork_bomb_are_contained() {
 /// dies when its call ends, so the next call neither needs a shell restart nor
 /// shows the bomb's output.
 #[tokio::test]
-#[ignore = "product bug: fork-bomb processes outlive their call (cgroup v1 host) and their output leaks into the next call"]
 async fn case19_fork_bomb_dies_with_its_call() {
     let Some(mut rig) = Rig::new("case19_strict").await else {
         return;

@@ -442,6 +442,8 @@ pub fn is_denial(text: &str) -> bool {
         "read-only file system",
         "permission denied",
         "operation not permitted",
+        // util-linux mount refuses a non-root caller before asking the kernel.
+        "must be superuser",
     ]
     .iter()
     .any(|m| text.contains(m))

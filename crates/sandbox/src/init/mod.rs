@@ -112,7 +112,10 @@ fn setup(cfg: &InitConfig) -> anyhow::Result<(i32, Vec<PathBuf>)> {
     read_exec.extend(cfg.allowed_roots.iter().cloned());
     let mut full = vec![PathBuf::from("/workspace"), PathBuf::from("/tmp")];
     full.extend(cfg.rw_binds.iter().cloned());
-    let abi = restrict::restrict_self(&restrict::LandlockPaths { read_exec, full })?;
+    let abi = restrict::restrict_self(
+        &restrict::LandlockPaths { read_exec, full },
+        cfg.workload_uid,
+    )?;
     Ok((abi, built.placeholders))
 }
 

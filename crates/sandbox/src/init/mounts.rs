@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{symlink, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use super::protect::{plan_protected, Protection};
+use super::protect::{plan_all, Protection};
 
 /// Where the new root is assembled (in our private mount namespace).
 const NEW_ROOT: &str = "/tmp";
@@ -85,11 +85,7 @@ pub fn build_root(cfg: &InitConfig) -> anyhow::Result<BuiltRoot> {
             .filter(|p| !p.starts_with(&cfg.workspace)),
     )?;
     let rw_sources = open_all(cfg.rw_binds.iter())?;
-    let protections = cfg
-        .protected
-        .iter()
-        .map(|rel| plan_protected(&cfg.workspace, rel))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let protections = plan_all(&cfg.workspace, &cfg.protected, cfg.workload_uid)?;
 
     // 2. The new root: a small tmpfs, made read-only once populated.
     let root = Path::new(NEW_ROOT);
@@ -121,6 +117,9 @@ pub fn build_root(cfg: &InitConfig) -> anyhow::Result<BuiltRoot> {
     let empty_file = root.join(".masked");
     File::create(&empty_file)?;
     mask_etc_secrets(root, &empty_file)?;
+    if cfg.workload_uid != 0 {
+        name_the_workload(root, cfg.workload_uid)?;
+    }
 
     let ws = root.join("workspace");
     fs::create_dir(&ws)?;
@@ -166,9 +165,8 @@ pub fn build_root(cfg: &InitConfig) -> anyhow::Result<BuiltRoot> {
         set_attrs(&target, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, true)?;
     }
 
-    let mut placeholders = Vec::new();
-    for p in protections {
-        apply_protection(root, &cfg.workspace, p, &mut placeholders)?;
+    for p in protections.protections {
+        apply_protection(root, p)?;
     }
 
     set_attrs(
@@ -183,25 +181,47 @@ pub fn build_root(cfg: &InitConfig) -> anyhow::Result<BuiltRoot> {
         false,
     )?;
     Ok(BuiltRoot {
-        placeholders,
+        placeholders: protections.created,
         system_dirs,
     })
 }
 
-fn apply_protection(
-    root: &Path,
-    host_ws: &Path,
-    p: Protection,
-    placeholders: &mut Vec<PathBuf>,
-) -> anyhow::Result<()> {
+fn apply_protection(root: &Path, p: Protection) -> anyhow::Result<()> {
+    let ws = root.join("workspace");
     match p {
-        Protection::Inside { rel, created } => {
-            if created {
-                placeholders.push(host_ws.join(&rel));
-            }
-            let target = root.join("workspace").join(&rel);
-            bind_self_readonly(&target)
+        Protection::Pin(rel) => {
+            let target = ws.join(rel);
+            // Inherits nosuid/nodev from the workspace mount it is cut from.
+            mount(
+                Some(&target),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .with_context(|| format!("pinning {} (bind onto itself)", target.display()))
         }
+        Protection::PinLink(rel) => {
+            // Through an O_PATH|O_NOFOLLOW descriptor the bind lands on the link
+            // itself instead of its target.
+            let target = ws.join(rel);
+            let link: OwnedFd = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&target)
+                .with_context(|| format!("opening protected symlink {}", target.display()))?
+                .into();
+            let at = format!("/proc/self/fd/{}", link.as_raw_fd());
+            mount(
+                Some(at.as_str()),
+                at.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .with_context(|| format!("pinning protected symlink {}", target.display()))
+        }
+        Protection::ReadOnly(rel) => bind_self_readonly(&ws.join(rel)),
         Protection::OutsideTarget { target, is_dir } => {
             // Only sandbox-private writable trees need a placeholder: elsewhere the
             // target is read-only or absent on the read-only root.
@@ -238,6 +258,40 @@ fn bind_self_readonly(target: &Path) -> anyhow::Result<()> {
         MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
         true,
     )
+}
+
+/// Replace `/etc/passwd` and `/etc/group` by tiny generated files that name the
+/// workload's uid (`sandbox`, home `/workspace`); the host's account list is not
+/// needed inside and stays hidden.
+fn name_the_workload(root: &Path, uid: u32) -> anyhow::Result<()> {
+    let passwd = format!(
+        "root:x:0:0:root:/root:/bin/bash\n\
+         sandbox:x:{uid}:{uid}:sandkeep workload:/workspace:/bin/bash\n\
+         nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    );
+    let group = format!("root:x:0:\nsandbox:x:{uid}:\nnogroup:x:65534:\n");
+    for (name, text) in [("passwd", passwd), ("group", group)] {
+        let target = root.join("etc").join(name);
+        if !fs::symlink_metadata(&target).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let generated = root.join(format!(".{name}"));
+        fs::write(&generated, text)?;
+        mount(
+            Some(&generated),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .with_context(|| format!("replacing /etc/{name}"))?;
+        set_attrs(
+            &target,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            false,
+        )?;
+    }
+    Ok(())
 }
 
 fn mask_etc_secrets(root: &Path, empty_file: &Path) -> anyhow::Result<()> {

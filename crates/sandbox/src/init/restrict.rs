@@ -23,10 +23,12 @@ pub struct LandlockPaths {
 /// Highest ABI whose rights we request; the crate degrades best effort below it.
 const LANDLOCK_TARGET: ABI = ABI::V6;
 
-/// Apply all restriction layers; returns the Landlock ABI in force (0 = none).
-pub fn restrict_self(paths: &LandlockPaths) -> anyhow::Result<i32> {
+/// Apply all restriction layers, switching to `workload_uid` (also the gid; 0 =
+/// stay) on the way; returns the Landlock ABI in force (0 = none).
+pub fn restrict_self(paths: &LandlockPaths, workload_uid: u32) -> anyhow::Result<i32> {
     lock_securebits()?;
     drop_bounding_and_ambient()?;
+    become_workload_user(workload_uid)?;
     // SAFETY: plain prctl calls.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         bail!(
@@ -41,6 +43,33 @@ pub fn restrict_self(paths: &LandlockPaths) -> anyhow::Result<i32> {
     super::seccomp::install().context("installing the seccomp filter")?;
     clear_capabilities()?;
     Ok(abi)
+}
+
+/// Switch every uid and gid to the workload's and drop supplementary groups.
+/// Needs CAP_SETUID/CAP_SETGID, which we still hold; `SECBIT_NO_SETUID_FIXUP`
+/// keeps the kernel from touching capabilities here, and [`clear_capabilities`]
+/// drops them all at the end.
+fn become_workload_user(id: u32) -> anyhow::Result<()> {
+    if id == 0 {
+        return Ok(());
+    }
+    // SAFETY: plain syscalls on this single-threaded process (raw syscalls, so no
+    // libc set*id broadcast machinery is involved).
+    let step = unsafe {
+        if libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) != 0 {
+            "setgroups"
+        } else if libc::syscall(libc::SYS_setresgid, id, id, id) != 0 {
+            "setresgid"
+        } else if libc::syscall(libc::SYS_setresuid, id, id, id) != 0 {
+            "setresuid"
+        } else {
+            return Ok(());
+        }
+    };
+    bail!(
+        "{step} to the workload's id {id}: {}",
+        std::io::Error::last_os_error()
+    )
 }
 
 fn lock_securebits() -> anyhow::Result<()> {

@@ -1,8 +1,11 @@
 //! Per-session resource limits: cgroup v2 where delegated, else cgroup v1, else
 //! rlimits. The backend in force is logged per session and reported by `doctor`.
 
+mod pids;
 mod v1;
 mod v2;
+
+pub use pids::PidsSnapshot;
 
 use crate::channel::RlimitPlan;
 use crate::policy::Policy;
@@ -34,18 +37,29 @@ pub struct SessionLimits {
     dirs: Vec<PathBuf>,
     /// Where the OOM-kill counter lives (`memory.oom_control` / `memory.events`).
     oom_file: Option<PathBuf>,
+    /// The pids controller's directory (`pids.current`, `pids.events`).
+    pids_dir: Option<PathBuf>,
     rlimits: Option<RlimitPlan>,
     pub memory_mib: u64,
+    /// The session's process limit (cgroup `pids.max` or `RLIMIT_NPROC`).
+    pub pids_max: u64,
+}
+
+/// What a cgroup backend created for one session.
+struct CgroupFiles {
+    dirs: Vec<PathBuf>,
+    oom_file: PathBuf,
+    pids_dir: PathBuf,
 }
 
 impl SessionLimits {
     /// Create the session's cgroups (or plan rlimits). `name` must be unique on the host.
     pub fn create(policy: &Policy, name: &str) -> Self {
-        if let Some((dirs, oom_file)) = v2::create(policy, name) {
-            return Self::cgroups(LimitsBackend::CgroupV2, dirs, oom_file, policy);
+        if let Some(files) = v2::create(policy, name) {
+            return Self::cgroups(LimitsBackend::CgroupV2, files, policy);
         }
-        if let Some((dirs, oom_file)) = v1::create(policy, name) {
-            return Self::cgroups(LimitsBackend::CgroupV1, dirs, oom_file, policy);
+        if let Some(files) = v1::create(policy, name) {
+            return Self::cgroups(LimitsBackend::CgroupV1, files, policy);
         }
         let plan = RlimitPlan {
             address_space_bytes: policy.memory_mib.saturating_mul(1 << 20),
@@ -55,23 +69,22 @@ impl SessionLimits {
             backend: LimitsBackend::Rlimits,
             dirs: Vec::new(),
             oom_file: None,
+            pids_dir: None,
             rlimits: Some(plan),
             memory_mib: policy.memory_mib,
+            pids_max: policy.pids,
         }
     }
 
-    fn cgroups(
-        backend: LimitsBackend,
-        dirs: Vec<PathBuf>,
-        oom_file: PathBuf,
-        policy: &Policy,
-    ) -> Self {
+    fn cgroups(backend: LimitsBackend, files: CgroupFiles, policy: &Policy) -> Self {
         Self {
             backend,
-            dirs,
-            oom_file: Some(oom_file),
+            dirs: files.dirs,
+            oom_file: Some(files.oom_file),
+            pids_dir: Some(files.pids_dir),
             rlimits: None,
             memory_mib: policy.memory_mib,
+            pids_max: policy.pids,
         }
     }
 
@@ -120,6 +133,7 @@ impl SessionLimits {
             remove_cgroup(&dir);
         }
         self.oom_file = None;
+        self.pids_dir = None;
     }
 }
 

@@ -1,5 +1,6 @@
 //! cgroup v1: one directory per controller under `/sys/fs/cgroup/<ctl>/sandkeep/`.
 
+use super::CgroupFiles;
 use crate::policy::Policy;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ const ROOT: &str = "/sys/fs/cgroup";
 const PERIOD_US: u64 = 100_000;
 
 /// Create memory, pids and cpu groups; `None` if v1 is absent or not writable.
-pub fn create(policy: &Policy, name: &str) -> Option<(Vec<PathBuf>, PathBuf)> {
+pub fn create(policy: &Policy, name: &str) -> Option<CgroupFiles> {
     let base = |ctl: &str| Path::new(ROOT).join(ctl);
     if !base("memory").join("memory.limit_in_bytes").exists()
         || !base("pids").join("cgroup.procs").exists()
@@ -16,7 +17,7 @@ pub fn create(policy: &Policy, name: &str) -> Option<(Vec<PathBuf>, PathBuf)> {
         return None;
     }
     let mut dirs = Vec::new();
-    let result = (|| -> std::io::Result<PathBuf> {
+    let result = (|| -> std::io::Result<(PathBuf, PathBuf)> {
         let memory = make(&base("memory"), name, &mut dirs)?;
         let bytes = policy.memory_mib.saturating_mul(1 << 20).to_string();
         fs::write(memory.join("memory.limit_in_bytes"), &bytes)?;
@@ -33,10 +34,14 @@ pub fn create(policy: &Policy, name: &str) -> Option<(Vec<PathBuf>, PathBuf)> {
             let quota = ((policy.cpus * PERIOD_US as f64).ceil() as u64).max(1000);
             fs::write(cpu.join("cpu.cfs_quota_us"), quota.to_string())?;
         }
-        Ok(memory.join("memory.oom_control"))
+        Ok((memory.join("memory.oom_control"), pids))
     })();
     match result {
-        Ok(oom) => Some((dirs, oom)),
+        Ok((oom_file, pids_dir)) => Some(CgroupFiles {
+            dirs,
+            oom_file,
+            pids_dir,
+        }),
         Err(e) => {
             tracing::debug!(error = %e, "cgroup v1 not usable");
             for d in dirs.iter().rev() {

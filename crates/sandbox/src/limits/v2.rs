@@ -1,6 +1,7 @@
 //! cgroup v2: a child of our own cgroup, used only when the memory and pids
 //! controllers are already delegated to it (`cgroup.subtree_control`) and writable.
 
+use super::CgroupFiles;
 use crate::policy::Policy;
 use std::fs;
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ pub fn delegated() -> Option<PathBuf> {
     (has("memory") && has("pids")).then_some(dir)
 }
 
-pub fn create(policy: &Policy, name: &str) -> Option<(Vec<PathBuf>, PathBuf)> {
+pub fn create(policy: &Policy, name: &str) -> Option<CgroupFiles> {
     let parent = delegated()?;
     let dir = parent.join(format!("sandkeep-{name}"));
     fs::create_dir(&dir).ok()?;
@@ -44,7 +45,11 @@ pub fn create(policy: &Policy, name: &str) -> Option<(Vec<PathBuf>, PathBuf)> {
         Ok(())
     })();
     match result {
-        Ok(()) => Some((vec![dir.clone()], dir.join("memory.events"))),
+        Ok(()) => Some(CgroupFiles {
+            dirs: vec![dir.clone()],
+            oom_file: dir.join("memory.events"),
+            pids_dir: dir,
+        }),
         Err(e) => {
             tracing::debug!(error = %e, "cgroup v2 not usable");
             let _ = fs::remove_dir(&dir);
