@@ -72,6 +72,14 @@ impl Emulator {
 
     /// Serves on `listener` until the process ends.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        use axum::serve::ListenerExt;
+        // Small SSE chunks and responses must leave at once: with Nagle a write
+        // waits for the peer's (possibly delayed) ACK of the previous one.
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY on an accepted connection");
+            }
+        });
         axum::serve(listener, self.router()).await
     }
 

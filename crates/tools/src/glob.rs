@@ -8,7 +8,8 @@ use crate::input::GlobInput;
 use crate::{paths, paths::Roots, pyrepr::repr, ToolOutput};
 use globset::{GlobBuilder, GlobMatcher};
 use std::collections::HashSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::fs::FileType;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -52,7 +53,7 @@ pub fn glob(roots: &Roots, input: GlobInput, deadline: Option<Instant>) -> ToolO
         deadline,
         timed_out: false,
     };
-    selector.select(&root, Path::new(""), 0);
+    selector.select(&root, Path::new(""), 0, None);
     if selector.timed_out {
         return ToolOutput::deadline("glob");
     }
@@ -172,8 +173,9 @@ impl Selector<'_> {
         self.timed_out || self.matches.len() >= MAX_RAW_MATCHES
     }
 
-    /// Apply segments `index..` below `dir` (absolute) spelled `rel`.
-    fn select(&mut self, dir: &Path, rel: &Path, index: usize) {
+    /// Apply segments `index..` below `dir` (absolute) spelled `rel`; `listing`
+    /// is `dir`'s sorted entries when the caller has already read them.
+    fn select(&mut self, dir: &Path, rel: &Path, index: usize, listing: Option<&[Entry]>) {
         if self.stop() {
             return;
         }
@@ -187,48 +189,102 @@ impl Selector<'_> {
         match segment {
             Segment::Literal(name) => {
                 let child = dir.join(name);
-                if if needs_dir {
-                    child.is_dir()
-                } else {
-                    child.exists()
-                } {
-                    self.select(&child, &rel.join(name), index + 1);
+                let present = match listing.map(|l| lookup(l, name)) {
+                    // Listed and not a symlink: its own type answers without a stat.
+                    Some(Some(Entry {
+                        kind: Some(kind), ..
+                    })) if !kind.is_symlink() => !needs_dir || kind.is_dir(),
+                    // Not in a complete listing of `dir`: it does not exist.
+                    Some(None) => false,
+                    _ if needs_dir => child.is_dir(),
+                    _ => child.exists(),
+                };
+                if present {
+                    self.select(&child, &rel.join(name), index + 1, None);
                 }
             }
             Segment::Wildcard(matcher) => {
-                let Ok(entries) = std::fs::read_dir(dir) else {
-                    return;
+                let owned;
+                let listing = match listing {
+                    Some(listing) => listing,
+                    None => match read_sorted(dir) {
+                        Some(read) => {
+                            owned = read;
+                            &owned
+                        }
+                        None => return,
+                    },
                 };
-                let mut names: Vec<OsString> = entries
-                    .filter_map(|e| e.ok().map(|e| e.file_name()))
-                    .collect();
-                names.sort();
-                for name in names {
-                    let child = dir.join(&name);
-                    if matcher.is_match(Path::new(&name)) && (!needs_dir || child.is_dir()) {
-                        self.select(&child, &rel.join(&name), index + 1);
-                    }
-                }
-            }
-            Segment::Recursive => {
-                // Zero or more real (non-symlinked) directories; walkdir never
-                // follows links here, so loops are impossible.
-                let walker = walkdir::WalkDir::new(dir)
-                    .follow_links(false)
-                    .sort_by_file_name();
-                for entry in walker.into_iter().filter_map(Result::ok) {
-                    if entry.depth() > 0 && !entry.file_type().is_dir() {
+                for entry in listing {
+                    if !matcher.is_match(Path::new(&entry.name)) {
                         continue;
                     }
-                    let sub_rel = rel.join(entry.path().strip_prefix(dir).unwrap_or(Path::new("")));
-                    self.select(entry.path(), &sub_rel, index + 1);
-                    if self.stop() {
-                        return;
+                    let child = dir.join(&entry.name);
+                    if !needs_dir || child.is_dir() {
+                        self.select(&child, &rel.join(&entry.name), index + 1, None);
                     }
                 }
             }
+            Segment::Recursive => self.recurse(dir, rel, index + 1),
         }
     }
+
+    /// `**`: apply segments `next..` in `dir` and every real (non-symlinked)
+    /// directory below it, in pre-order with sorted names — the order of a
+    /// sorted `walkdir`. Each directory is read once; its listing also serves a
+    /// wildcard segment that follows.
+    fn recurse(&mut self, dir: &Path, rel: &Path, next: usize) {
+        // An explicit stack: a deep tree must not exhaust the thread's stack.
+        let mut pending = vec![(dir.to_path_buf(), rel.to_path_buf())];
+        while let Some((dir, rel)) = pending.pop() {
+            if self.stop() {
+                return;
+            }
+            let listing = read_sorted(&dir);
+            self.select(&dir, &rel, next, listing.as_deref());
+            let subdirs = listing.iter().flatten().filter(|e| e.is_real_dir());
+            // Reversed, so the first name is popped first (pre-order).
+            let children: Vec<_> = subdirs
+                .map(|e| (dir.join(&e.name), rel.join(&e.name)))
+                .collect();
+            pending.extend(children.into_iter().rev());
+        }
+    }
+}
+
+/// One directory entry; `kind` is its own type (links not followed), `None`
+/// when the kernel did not say and an lstat failed.
+struct Entry {
+    name: OsString,
+    kind: Option<FileType>,
+}
+
+impl Entry {
+    fn is_real_dir(&self) -> bool {
+        self.kind.is_some_and(|k| k.is_dir())
+    }
+}
+
+/// The entries of `dir` sorted by name; `None` if it cannot be read.
+fn read_sorted(dir: &Path) -> Option<Vec<Entry>> {
+    let mut entries: Vec<Entry> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| Entry {
+            kind: e.file_type().ok(),
+            name: e.file_name(),
+        })
+        .collect();
+    entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    Some(entries)
+}
+
+/// `name` in a sorted listing.
+fn lookup<'a>(listing: &'a [Entry], name: &OsStr) -> Option<&'a Entry> {
+    listing
+        .binary_search_by(|e| e.name.as_os_str().cmp(name))
+        .ok()
+        .map(|i| &listing[i])
 }
 
 #[cfg(test)]
@@ -366,6 +422,34 @@ mod tests {
         assert_eq!(
             run(&w, "self/self/self/in.txt", None).1,
             w.join("self/self/self/in.txt").display().to_string()
+        );
+    }
+
+    #[test]
+    fn recursive_literals_see_files_dirs_and_symlinks_like_exists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let w = fs::canonicalize(tmp.path()).unwrap();
+        touch(&w.join("a/build.rs"), 3);
+        touch(&w.join("b/build.rs/inner"), 2);
+        touch(&w.join("target.rs"), 1);
+        fs::create_dir_all(w.join("c")).unwrap();
+        fs::create_dir_all(w.join("d")).unwrap();
+        std::os::unix::fs::symlink("../target.rs", w.join("c/build.rs")).unwrap();
+        std::os::unix::fs::symlink("missing", w.join("d/build.rs")).unwrap();
+        let mut all: Vec<String> = run(&w, "**/build.rs", None)
+            .1
+            .lines()
+            .map(|l| {
+                l.strip_prefix(&format!("{}/", w.display()))
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        all.sort();
+        assert_eq!(all, ["a/build.rs", "b/build.rs", "c/build.rs"]);
+        assert_eq!(
+            run(&w, "**/build.rs/", None).1,
+            w.join("b/build.rs").display().to_string()
         );
     }
 

@@ -1,23 +1,18 @@
 //! The `grep` tool (§9.8), in process with ripgrep's crates. File selection and
 //! limits follow the SDK's built-in fallback: no `.git`/`node_modules`, no
 //! symlinks, no binary files (NUL in the first 512 bytes), no raw lines over
-//! 2 000 bytes, a 102 400-character output budget and a 50 000-file cap. Files
-//! are visited in sorted path order so results are deterministic.
+//! 2 000 bytes, a 102 400-character output budget and a 50 000-file cap. Results
+//! come in sorted path order so they are deterministic; the searching itself is
+//! parallel ([`crate::grep_search`]).
 
+use crate::grep_search::{search_tree, Bounds, FileSearcher, Stop, OUTPUT_BUDGET};
 use crate::input::GrepInput;
 use crate::{fserr, paths::Roots, ToolOutput};
 use grep_matcher::LineTerminator;
-use grep_regex::{RegexMatcher, RegexMatcherBuilder};
-use grep_searcher::{Searcher, SearcherBuilder, Sink, SinkMatch};
-use std::fs::File;
-use std::io::{self, Read, Seek};
-use std::path::Path;
+use grep_regex::RegexMatcherBuilder;
+use grep_searcher::SearcherBuilder;
 use std::time::{Duration, Instant};
 
-const OUTPUT_BUDGET: i64 = 102_400;
-const MAX_FILES: usize = 50_000;
-const MAX_LINE_BYTES: usize = 2_000;
-const BINARY_PROBE_BYTES: u64 = 512;
 /// The SDK's fallback gives up after 30 s; here it is wall-clock time.
 const TIME_LIMIT: Duration = Duration::from_secs(30);
 /// Bounds the memory a single enormous line can take; such files are skipped.
@@ -58,153 +53,36 @@ pub fn grep(roots: &Roots, input: GrepInput, deadline: Option<Instant>) -> ToolO
             ))
         }
     };
-    let limit = Instant::now() + TIME_LIMIT;
-    let mut search = Search {
+    let bounds = Bounds {
+        deadline,
+        limit: Instant::now() + TIME_LIMIT,
+    };
+    let searcher = FileSearcher::new(
         matcher,
-        searcher: SearcherBuilder::new()
+        SearcherBuilder::new()
             .line_terminator(LineTerminator::crlf())
             .line_number(true)
             .heap_limit(Some(LINE_HEAP_LIMIT))
             .build(),
-        hits: Vec::new(),
-        budget: OUTPUT_BUDGET,
-        truncated: false,
-        deadline,
-        limit,
-        stopped: None,
-    };
-    if meta.is_file() {
-        search.scan_file(&root);
+    );
+    let found = if meta.is_file() {
+        searcher.search_one(&root, bounds)
     } else if meta.is_dir() {
-        search.scan_tree(&root);
-    }
-    match search.stopped {
+        search_tree(&root, searcher, bounds)
+    } else {
+        return ToolOutput::text("no matches");
+    };
+    match found.stopped {
         Some(Stop::Deadline) => ToolOutput::deadline("grep"),
         Some(Stop::TimeLimit) => ToolOutput::error("grep: timed out after 30s"),
-        None if search.hits.is_empty() && !search.truncated => ToolOutput::text("no matches"),
+        None if found.hits.is_empty() && !found.truncated => ToolOutput::text("no matches"),
         None => {
-            if search.truncated {
-                search
-                    .hits
-                    .push(format!("[output truncated at {OUTPUT_BUDGET} bytes]"));
+            let mut hits = found.hits;
+            if found.truncated {
+                hits.push(format!("[output truncated at {OUTPUT_BUDGET} bytes]"));
             }
-            ToolOutput::text(search.hits.join("\n"))
+            ToolOutput::text(hits.join("\n"))
         }
-    }
-}
-
-enum Stop {
-    Deadline,
-    TimeLimit,
-}
-
-struct Search {
-    matcher: RegexMatcher,
-    searcher: Searcher,
-    hits: Vec<String>,
-    budget: i64,
-    truncated: bool,
-    deadline: Option<Instant>,
-    limit: Instant,
-    stopped: Option<Stop>,
-}
-
-impl Search {
-    /// Whether to stop now: output budget spent, or a time bound reached.
-    fn should_stop(&mut self) -> bool {
-        let now = Instant::now();
-        if self.deadline.is_some_and(|d| now >= d) {
-            self.stopped = Some(Stop::Deadline);
-        } else if now >= self.limit {
-            self.stopped = Some(Stop::TimeLimit);
-        }
-        self.truncated || self.stopped.is_some()
-    }
-
-    fn scan_tree(&mut self, root: &Path) {
-        let walker = ignore::WalkBuilder::new(root)
-            .standard_filters(false)
-            .follow_links(false)
-            .sort_by_file_name(|a, b| a.cmp(b))
-            .filter_entry(|entry| {
-                let skipped_dir = entry.depth() > 0
-                    && entry.file_type().is_some_and(|t| t.is_dir())
-                    && matches!(entry.file_name().to_str(), Some(".git" | "node_modules"));
-                !skipped_dir
-            })
-            .build();
-        let mut scanned = 0;
-        // Symlinks report their own type here (links are not followed), so
-        // symlinked files and directories are both skipped.
-        for entry in walker.filter_map(Result::ok) {
-            if !entry.file_type().is_some_and(|t| t.is_file()) {
-                continue;
-            }
-            if scanned == MAX_FILES || self.should_stop() {
-                break;
-            }
-            scanned += 1;
-            self.scan_file(entry.path());
-        }
-    }
-
-    fn scan_file(&mut self, path: &Path) {
-        let Ok(mut file) = File::open(path) else {
-            return;
-        };
-        let mut probe = Vec::new();
-        let is_binary = (&mut file)
-            .take(BINARY_PROBE_BYTES)
-            .read_to_end(&mut probe)
-            .is_err()
-            || probe.contains(&0);
-        if is_binary || file.rewind().is_err() {
-            return;
-        }
-        let display = path.to_string_lossy().into_owned();
-        let mut sink = HitSink {
-            search: self,
-            path: &display,
-        };
-        let matcher = sink.search.matcher.clone();
-        let mut searcher = sink.search.searcher.clone();
-        // A read error (or a line over the heap limit) skips the rest of the file.
-        let _ = searcher.search_file(&matcher, &file, &mut sink);
-    }
-
-    /// Record one hit; `false` once the budget is spent.
-    fn push(&mut self, hit: String) -> bool {
-        let cost = hit.chars().count() as i64 + 1;
-        if self.budget - cost < 0 {
-            self.truncated = true;
-            return false;
-        }
-        self.budget -= cost;
-        self.hits.push(hit);
-        true
-    }
-}
-
-struct HitSink<'a> {
-    search: &'a mut Search,
-    path: &'a str,
-}
-
-impl Sink for HitSink<'_> {
-    type Error = io::Error;
-
-    fn matched(&mut self, _: &Searcher, hit: &SinkMatch<'_>) -> Result<bool, io::Error> {
-        let raw = hit.bytes();
-        if raw.len() > MAX_LINE_BYTES {
-            return Ok(!self.search.should_stop());
-        }
-        let line = String::from_utf8_lossy(raw);
-        let line = line.trim_end_matches(['\r', '\n']);
-        let number = hit.line_number().unwrap_or(0);
-        Ok(
-            self.search.push(format!("{}:{number}:{line}", self.path))
-                && !self.search.should_stop(),
-        )
     }
 }
 
@@ -213,6 +91,7 @@ mod tests {
     use super::*;
     use crate::ToolConfig;
     use std::fs;
+    use std::path::Path;
 
     fn run(dir: &Path, pattern: &str, path: Option<&str>) -> (bool, String) {
         let roots = Roots::new(&ToolConfig::new(dir));
@@ -334,6 +213,42 @@ mod tests {
             used <= 102_400 && used + lines[0].len() + 1 > 102_400,
             "{used}"
         );
+    }
+
+    #[test]
+    fn parallel_search_keeps_walk_order_and_the_budget_point() {
+        let tmp = tempfile::tempdir().unwrap();
+        let w = fs::canonicalize(tmp.path()).unwrap();
+        let mut expected = Vec::new();
+        let mut budget = 102_400i64;
+        // 400 files x 8 hits of ~70 characters: the budget runs out part-way.
+        for i in 0..400 {
+            let dir = w.join(format!("d{}", i % 7));
+            fs::create_dir_all(&dir).unwrap();
+            let body: String = (1..=8)
+                .map(|n| format!("needle {i} {n} {}\n", "x".repeat(40)))
+                .collect();
+            fs::write(dir.join(format!("f{i:03}")), body).unwrap();
+        }
+        let mut files: Vec<_> = (0..400)
+            .map(|i| w.join(format!("d{}/f{i:03}", i % 7)))
+            .collect();
+        files.sort();
+        'outer: for file in &files {
+            for (n, line) in fs::read_to_string(file).unwrap().lines().enumerate() {
+                let hit = format!("{}:{}:{line}", file.display(), n + 1);
+                let cost = hit.chars().count() as i64 + 1;
+                if budget - cost < 0 {
+                    break 'outer;
+                }
+                budget -= cost;
+                expected.push(hit);
+            }
+        }
+        expected.push("[output truncated at 102400 bytes]".into());
+        for _ in 0..3 {
+            assert_eq!(run(&w, "needle", None), (false, expected.join("\n")));
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod edit;
 mod fserr;
 mod glob;
 mod grep;
+mod grep_search;
 mod input;
 pub mod output;
 mod paths;
