@@ -5,7 +5,7 @@
 pub mod extract;
 pub mod names;
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use extract::Limits;
 use sandkeep_api::{Client, SkillRef, SkillVersion};
 use std::future::Future;
@@ -80,15 +80,8 @@ async fn download_one<S: SkillSource>(
     skills_dir: &Path,
 ) -> anyhow::Result<Option<PathBuf>> {
     // Created (0700) when the first download starts, even if it then fails (§7.1).
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(skills_dir)
-        .with_context(|| format!("cannot create {}", skills_dir.display()))?;
+    let root = real_skills_dir(skills_dir)?;
     let meta = source.version(&skill.skill_id, &skill.version).await?;
-    let root = skills_dir
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", skills_dir.display()))?;
     let dest = root.join(dir_name(&meta.name, &skill.skill_id));
     let resolved = if dest.exists() {
         dest.canonicalize()?
@@ -137,10 +130,45 @@ pub fn install(archive: &Path, work: &Path, dest: &Path, limits: &Limits) -> any
     Ok(())
 }
 
-/// Remove the skill directories this item installed; errors are ignored.
+/// `<workspace>/skills` as a real directory, created (0700) if missing.
+///
+/// The session's own code may have replaced `skills` with a symlink to a host
+/// path; the worker runs with more privilege than the session and must never
+/// install or delete through it. No process of the session runs while skills are
+/// installed (before its sandbox starts) or removed (after it closed), so this
+/// check cannot be raced from inside the sandbox.
+fn real_skills_dir(skills_dir: &Path) -> anyhow::Result<PathBuf> {
+    match std::fs::symlink_metadata(skills_dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => bail!(
+            "{} is not a directory (a symlink or file was left there); refusing to install skills through it",
+            skills_dir.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(skills_dir)
+            .with_context(|| format!("cannot create {}", skills_dir.display()))?,
+        Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", skills_dir.display())),
+    }
+    // The parent (the session workspace) is created and owned by the worker.
+    let parent = skills_dir
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .canonicalize()?;
+    Ok(parent.join(skills_dir.file_name().unwrap_or_default()))
+}
+
+/// Remove the skill directories this item installed; errors are ignored. A
+/// directory whose `skills` parent was swapped for a symlink (or that became one
+/// itself) is left alone rather than followed.
 pub fn remove_installed(dirs: &[PathBuf]) {
     for dir in dirs {
-        let _ = std::fs::remove_dir_all(dir);
+        let real = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+        if dir.parent().is_some_and(real) && real(dir) {
+            let _ = std::fs::remove_dir_all(dir);
+        } else {
+            tracing::warn!(path = %dir.display(), "skill directory was replaced by a link or file; not removing through it");
+        }
     }
 }
 

@@ -167,3 +167,54 @@ fn install_replaces_an_existing_copy() {
     assert!(dest.join("SKILL.md").exists());
     assert!(!dest.join("stale.txt").exists());
 }
+
+/// A session that replaced `skills` with a link to a host directory must not make
+/// the (more privileged) worker install into it or delete through it.
+#[tokio::test]
+async fn a_symlinked_skills_dir_is_never_followed() {
+    let root = tempfile::tempdir().unwrap();
+    let victim = root.path().join("victim");
+    std::fs::create_dir_all(victim.join("pdf")).unwrap();
+    std::fs::write(victim.join("pdf/keep.txt"), "host data").unwrap();
+    let workspace = root.path().join("ws");
+    std::fs::create_dir(&workspace).unwrap();
+    let skills_dir = workspace.join("skills");
+    std::os::unix::fs::symlink(&victim, &skills_dir).unwrap();
+    let source = FakeSource {
+        skills: vec![("skill_1", "pdf", Some(skill_zip()))],
+        requests: Mutex::new(vec![]),
+    };
+    let mut installed = Vec::new();
+    download_all(
+        &source,
+        &[skill_ref("skill_1")],
+        &skills_dir,
+        &mut installed,
+    )
+    .await;
+    assert!(installed.is_empty(), "nothing installed through the link");
+    assert_eq!(
+        std::fs::read_to_string(victim.join("pdf/keep.txt")).unwrap(),
+        "host data"
+    );
+    assert!(!victim.join("pdf/SKILL.md").exists());
+
+    // Installed for real, then the link swapped in before removal: nothing is followed.
+    std::fs::remove_file(&skills_dir).unwrap();
+    download_all(
+        &source,
+        &[skill_ref("skill_1")],
+        &skills_dir,
+        &mut installed,
+    )
+    .await;
+    assert_eq!(installed.len(), 1);
+    let moved = workspace.join("skills-real");
+    std::fs::rename(&skills_dir, &moved).unwrap();
+    std::os::unix::fs::symlink(&victim, &skills_dir).unwrap();
+    remove_installed(&installed);
+    assert_eq!(
+        std::fs::read_to_string(victim.join("pdf/keep.txt")).unwrap(),
+        "host data"
+    );
+}
