@@ -321,7 +321,15 @@ fn init_exe() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os(INIT_EXE_ENV) {
         return Ok(PathBuf::from(p));
     }
-    std::env::current_exe().context("finding the sandkeep executable for the sandbox init")
+    // The running binary itself, not its path: after an upgrade replaces the file on
+    // disk, `current_exe()` reads "<path> (deleted)" and the new file may be another
+    // version, while /proc/self/exe still opens the inode this worker runs.
+    let exe = PathBuf::from("/proc/self/exe");
+    anyhow::ensure!(
+        exe.exists(),
+        "/proc/self/exe is not available; mount /proc so the sandbox init can be started"
+    );
+    Ok(exe)
 }
 
 /// Give the workspace tree to the workload's host uid (no symlink is followed).
