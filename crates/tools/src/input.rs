@@ -10,6 +10,11 @@ use serde_json::Value;
 
 /// Parse `input` as the input struct of `tool`, or return the SDK's error text.
 pub fn parse<T: DeserializeOwned>(tool: &str, input: &Value) -> Result<T, String> {
+    // serde fills a struct from a JSON array by position; the SDK's validation only
+    // accepts an object, so anything else is the same invalid-arguments error.
+    if !input.is_object() {
+        return Err(format!("ValueError('Invalid arguments for function {tool}')"));
+    }
     T::deserialize(input)
         .map_err(|_| format!("ValueError('Invalid arguments for function {tool}')"))
 }
@@ -192,6 +197,10 @@ mod tests {
         assert!(parse::<BashInput>("bash", &json!({"timeout_ms": "1e3"})).is_err());
         assert!(parse::<BashInput>("bash", &json!({"restart": "maybe"})).is_err());
         assert!(parse::<BashInput>("bash", &json!("ls")).is_err());
+        // Positional arrays are not objects, though serde would fill a struct from them.
+        let err = parse::<BashInput>("bash", &json!(["echo ran"])).unwrap_err();
+        assert_eq!(err, "ValueError('Invalid arguments for function bash')");
+        assert!(parse::<WriteInput>("write", &json!(["a.txt", "x"])).is_err());
         let err = parse::<ReadInput>("read", &json!({})).unwrap_err();
         assert_eq!(err, "ValueError('Invalid arguments for function read')");
         assert!(
