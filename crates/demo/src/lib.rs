@@ -39,6 +39,21 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         );
     }
     let started = Instant::now();
+    // Survey the copy first: a source the demo cannot use fails before anything starts.
+    let workdir = tempfile::Builder::new()
+        .prefix("sandkeep-demo-")
+        .tempdir()?;
+    let staging = workdir.path().join("staging");
+    let stats = copy::copy_tree(&options.source, &staging)?;
+    let survey = scenario::survey(&staging)?;
+    let script = scenario::build(&staging, &survey);
+    let copy_line = format!(
+        "  workspace    copy of {} ({} files, {} KiB)",
+        options.source.display(),
+        stats.files,
+        stats.bytes / 1024
+    );
+
     let (emulator, addr) = Emulator::spawn(EmulatorConfig::default(), "127.0.0.1:0")
         .await
         .context("cannot start the embedded emulator")?;
@@ -58,6 +73,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         "  isolation    {:?}, network {:?}",
         options.policy.isolation, options.policy.network
     );
+    println!("{copy_line}");
 
     let env = admin
         .post_json(
@@ -79,20 +95,6 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
             &json!({"name": "demo-surveyor", "model": "claude-sonnet-4-5", "tools": [{"type": "agent_toolset_20260401"}]}),
         )
         .await?;
-
-    let workdir = tempfile::Builder::new()
-        .prefix("sandkeep-demo-")
-        .tempdir()?;
-    let staging = workdir.path().join("staging");
-    let stats = copy::copy_tree(&options.source, &staging)?;
-    let survey = scenario::survey(&staging)?;
-    let script = scenario::build(&staging, &survey);
-    println!(
-        "  workspace    copy of {} ({} files, {} KiB)",
-        options.source.display(),
-        stats.files,
-        stats.bytes / 1024
-    );
 
     let session = admin
         .post_json(

@@ -27,7 +27,11 @@ pub struct Survey {
 }
 
 pub fn survey(workspace: &Path) -> anyhow::Result<Survey> {
-    let files = list_files(workspace);
+    // The demo writes into notes/; files already there would change under it.
+    let files: Vec<PathBuf> = list_files(workspace)
+        .into_iter()
+        .filter(|f| !f.starts_with("notes"))
+        .collect();
     let has = |name: &str| {
         files
             .iter()
@@ -36,9 +40,17 @@ pub fn survey(workspace: &Path) -> anyhow::Result<Survey> {
     let manifest = MANIFESTS
         .iter()
         .find(|m| has(m))
-        .copied()
-        .unwrap_or("*")
-        .to_string();
+        .map(|m| m.to_string())
+        // No manifest: glob for a file that is there (the first in sorted order).
+        .or_else(|| {
+            let mut names: Vec<String> = files
+                .iter()
+                .filter_map(|f| f.file_name()?.to_str().map(str::to_string))
+                .collect();
+            names.sort();
+            names.into_iter().next()
+        })
+        .ok_or_else(|| anyhow::anyhow!("the source directory has no files to demo on"))?;
     let count_ext = |ext: &str| {
         files
             .iter()
@@ -55,7 +67,12 @@ pub fn survey(workspace: &Path) -> anyhow::Result<Survey> {
             )
         })
         .filter(|ext| count_ext(ext) > 0)
-        .ok_or_else(|| anyhow::anyhow!("the source directory has no source files to demo on"))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the source directory has no source files to demo on (looked for .{})",
+                SOURCE_EXTS.join(", .")
+            )
+        })?
         .to_string();
     let mut sources: Vec<&PathBuf> = files
         .iter()
@@ -79,7 +96,10 @@ pub fn survey(workspace: &Path) -> anyhow::Result<Survey> {
             pick_symbol(&head).map(|s| (f.to_string_lossy().into_owned(), s))
         })
         .ok_or_else(|| {
-            anyhow::anyhow!("no readable UTF-8 source file with an identifier was found")
+            anyhow::anyhow!(
+                "no .{source_ext} file has a word of 3+ letters in its first 20 lines to grep \
+                 for; pick another --source"
+            )
         })?;
     Ok(Survey {
         manifest,
@@ -90,19 +110,22 @@ pub fn survey(workspace: &Path) -> anyhow::Result<Survey> {
     })
 }
 
-/// The first identifier of 6+ characters that is not a common keyword.
+/// An identifier that is not a common keyword: the first of 6+ characters, else
+/// the first of 4+, else of 3+ (longer ones make a more telling grep).
 fn pick_symbol(text: &str) -> Option<String> {
     const COMMON: [&str; 12] = [
         "return", "import", "struct", "public", "static", "module", "string", "should", "function",
         "default", "crate", "extern",
     ];
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .find(|w| {
-            w.len() >= 6
-                && w.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && !COMMON.contains(w)
-        })
-        .map(str::to_string)
+    let words: Vec<&str> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.chars().next().is_some_and(|c| c.is_ascii_alphabetic()))
+        .filter(|w| !COMMON.contains(w))
+        .collect();
+    [6, 4, 3]
+        .iter()
+        .find_map(|&min| words.iter().find(|w| w.len() >= min))
+        .map(|w| w.to_string())
 }
 
 fn list_files(root: &Path) -> Vec<PathBuf> {
@@ -130,7 +153,7 @@ fn call(name: &str, input: Value, expect: Value) -> Value {
 pub fn build(workspace: &Path, s: &Survey) -> Value {
     let note = "# sandkeep demo\n\nstatus: draft\n";
     let count_cmd = format!(
-        "find . -name '*.{}' -not -path './skills/*' -print0 | xargs -0 cat | wc -l",
+        "find . -name '*.{}' -not -path './skills/*' -not -path './notes/*' -print0 | xargs -0 cat | wc -l",
         s.source_ext
     );
     let steps = vec![
@@ -205,6 +228,20 @@ mod tests {
         assert_eq!(s.symbol, "println");
         let scenario = build(dir.path(), &s);
         assert_eq!(scenario["turns"][0]["steps"].as_array().unwrap().len(), 8);
+    }
+
+    #[test]
+    fn docs_only_sources_and_short_words_work() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("README.md"), "# Tiny\n\nsee docs\n").unwrap();
+        let s = survey(dir.path()).unwrap();
+        assert_eq!((s.source_ext.as_str(), s.source_lines), ("md", 3));
+        assert_eq!(s.symbol, "Tiny");
+        let cmd = build(dir.path(), &s)["turns"][0]["steps"][5][0]["input"]["command"].clone();
+        assert!(
+            cmd.as_str().unwrap().contains("-not -path './notes/*'"),
+            "{cmd}"
+        );
     }
 
     #[test]
