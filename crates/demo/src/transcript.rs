@@ -119,8 +119,9 @@ pub fn print(events: &[Value], state: &Value, survey: &Survey, policy: &Policy, 
     }
     println!("\n── summary ──────────────────────────────────────────────────");
     println!(
-        "  isolation      {:?} (network {:?})",
-        policy.isolation, policy.network
+        "  isolation      {:?} (network {})",
+        policy.isolation,
+        crate::network_label(policy)
     );
     println!(
         "  workspace      {} lines of .{} source, manifest {}",

@@ -11,8 +11,9 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
     match report.supports(&policy) {
         Ok(()) => {
             println!(
-                "isolation in use: {:?} (network {:?}) — OK",
-                policy.isolation, policy.network
+                "isolation in use: {:?} (network {}) — OK",
+                policy.isolation,
+                policy::network_label(&policy)
             );
             Ok(ExitCode::SUCCESS)
         }

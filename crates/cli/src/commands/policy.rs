@@ -35,8 +35,37 @@ pub fn resolve(args: &PolicyArgs) -> anyhow::Result<Policy> {
     if let Some(v) = &args.allow_tools {
         policy.allowed_tools = v.clone();
     }
+    if policy.isolation == Isolation::None {
+        let needs_sandbox: Vec<&str> = [
+            ("--network", args.network.is_some()),
+            ("--memory-mib", args.memory_mib.is_some()),
+            ("--pids", args.pids.is_some()),
+            ("--cpus", args.cpus.is_some()),
+            ("--tmp-mib", args.tmp_mib.is_some()),
+        ]
+        .iter()
+        .filter(|(_, given)| *given)
+        .map(|(flag, _)| *flag)
+        .collect();
+        if !needs_sandbox.is_empty() {
+            anyhow::bail!(
+                "{} cannot be enforced with --isolation none (tools run directly on the host); \
+                 drop them or use --isolation process",
+                needs_sandbox.join(", ")
+            );
+        }
+    }
     policy.validate().context("invalid policy")?;
     Ok(policy)
+}
+
+/// How the network will actually be, for logs and the demo: under `none` the
+/// policy's network field is not enforced.
+pub fn network_label(policy: &Policy) -> String {
+    match policy.isolation {
+        Isolation::None => "host (not isolated)".into(),
+        Isolation::Process => format!("{:?}", policy.network).to_lowercase(),
+    }
 }
 
 /// Refuse to start when the requested isolation is unavailable (never downgrade).

@@ -83,7 +83,7 @@ pub async fn poll(args: PollArgs, shutdown: CancellationToken) -> anyhow::Result
     tracing::info!(
         worker_id = %config.worker_id,
         isolation = ?config.policy.isolation,
-        network = ?config.policy.network,
+        network = %policy::network_label(&config.policy),
         max_sessions = config.max_sessions,
         "sandkeep worker polling"
     );
