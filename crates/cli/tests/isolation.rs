@@ -17,6 +17,8 @@ mod host;
 #[path = "isolation/rig.rs"]
 mod rig;
 
+#[path = "isolation/fail_closed.rs"]
+mod fail_closed;
 #[path = "isolation/filesystem.rs"]
 mod filesystem;
 #[path = "isolation/lifecycle.rs"]
