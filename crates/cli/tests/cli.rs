@@ -199,3 +199,32 @@ async fn worker_run_serves_an_item_claimed_elsewhere() {
         .await;
     assert_each_call_answered_once(&emulator.events(&sid).await);
 }
+
+#[tokio::test]
+async fn an_unreachable_workdir_is_refused_at_start_under_process_isolation() {
+    // As root, sandboxed sessions run under their own uids and must traverse to
+    // <workdir>/sessions/<id>; as another user the sessions share the worker's uid.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIP: only meaningful as root");
+        return;
+    }
+    let dir = workdir();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let wd = dir.path().join("w").display().to_string();
+    let args = [
+        "worker",
+        "poll",
+        "--environment-id",
+        "e",
+        "--environment-key",
+        "k",
+        "--workdir",
+        &wd,
+    ];
+    let (status, _, stderr) = run_to_exit(&args, &[], QUICK).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is not reachable by sandboxed sessions") && stderr.contains("chmod o+x"),
+        "{stderr}"
+    );
+}

@@ -4,6 +4,7 @@ use super::policy;
 use crate::args::{CommonArgs, PollArgs, RunArgs};
 use anyhow::{bail, Context};
 use sandkeep_api::ClientConfig;
+use sandkeep_sandbox::Isolation;
 use sandkeep_worker::{ClaimedItem, WorkdirLayout, WorkerConfig};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -16,6 +17,9 @@ fn base_config(common: &CommonArgs) -> anyhow::Result<WorkerConfig> {
     policy::ensure_supported(&policy)?;
     let workdir = std::path::absolute(&common.workdir)
         .with_context(|| format!("cannot resolve --workdir {}", common.workdir.display()))?;
+    if policy.isolation == Isolation::Process {
+        check_traversable(&workdir, common.shared_workdir)?;
+    }
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -133,6 +137,35 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> anyhow::Result<E
     };
     sandkeep_worker::run_item(config, item, shutdown).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// As root, each sandboxed session runs under its own subordinate uid, which must be
+/// able to reach `<workdir>/sessions/<id>`: every existing directory on the way needs
+/// the execute bit for others (with `--shared-workdir` the workdir itself is the
+/// session's directory, so only its ancestors). Say so at start instead of failing
+/// every session.
+fn check_traversable(workdir: &Path, shared: bool) -> anyhow::Result<()> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    for dir in workdir.ancestors().skip(usize::from(shared)) {
+        let Ok(meta) = std::fs::metadata(dir) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o001 == 0 {
+            bail!(
+                "--workdir {} is not reachable by sandboxed sessions: {} (mode {:04o}) cannot be \
+                 traversed by other users, and each session runs under its own uid. \
+                 Run `chmod o+x {}` or choose another --workdir",
+                workdir.display(),
+                dir.display(),
+                meta.permissions().mode() & 0o7777,
+                dir.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `--work-secret-file`: trimmed contents; refuse empty files and files open to "other".
