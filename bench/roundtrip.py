@@ -8,6 +8,7 @@ call (both stamped by the emulator), so the driver's own latency is excluded."""
 from __future__ import annotations
 
 import statistics
+import subprocess
 import time
 
 from emu import Api, EventStream, parse_stamp
@@ -60,3 +61,33 @@ def run_kind(api: Api, tools: Tools, kind: str, calls: int, runs: int, log_dir: 
 
 def api_base(api: Api) -> str:
     return f"http://{api.host}:{api.port}"
+
+
+def run_floor(api: Api, skbench: str, calls: int, runs: int) -> dict:
+    """The same measurement against `skbench nullworker`, which answers each call at
+    once through the same SSE + HTTP path: what the emulator and the wire cost."""
+    env_id, key = api.environment("rt-floor")
+    agent = api.agent()
+    out = {name: {"run_medians_ms": [], "driver_medians_ms": []} for name in CALLS}
+    for _ in range(runs):
+        sid = api.session(env_id, agent)
+        proc = subprocess.Popen([skbench, "nullworker", api_base(api), key, sid],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stream = EventStream(api, sid)
+        try:
+            if proc.stdout is None or proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"skbench nullworker did not start: {proc.stderr.read() if proc.stderr else ''}")
+            for name, tool_input in CALLS.items():
+                one_call(api, stream, sid, name, tool_input, CALL_TIMEOUT)
+                server, driver = zip(*(one_call(api, stream, sid, name, tool_input, CALL_TIMEOUT) for _ in range(calls)))
+                out[name]["run_medians_ms"].append(statistics.median(server) * 1000)
+                out[name]["driver_medians_ms"].append(statistics.median(driver) * 1000)
+        finally:
+            api.agent_event(sid, {"type": "session.status_terminated"})
+            stream.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return out

@@ -78,6 +78,9 @@ def main() -> None:
     try:
         api = Api(emulator.base_url)
         results["roundtrip"] = {}
+        results["roundtrip"]["floor"] = timed(
+            "round trip floor: null worker (4)",
+            lambda: roundtrip.run_floor(api, args.skbench, params["rt_calls"], params["rt_runs"]))
         for kind in ("sdk", "none", "process"):
             results["roundtrip"][kind] = timed(
                 f"round trip {kind} (4)",

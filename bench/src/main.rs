@@ -6,12 +6,18 @@
 //! * `skbench tools ROOT OUTDIR RUNS (glob|grep):PATTERN...` — sandkeep's glob and
 //!   grep through `Toolset::call`, timed, outputs written for comparison.
 //!
+//! * `skbench nullworker BASE_URL KEY SESSION_ID` — a worker that does nothing: it
+//!   answers every `agent.tool_use` of one session at once with a fixed result,
+//!   through the same SSE + HTTP path. Its round trip is the floor that the control
+//!   plane and the wire cost whatever the worker (benchmark 4).
+//!
 //! Every measurement is printed as one JSON object per line on stdout
 //! (`{"name", "unit": "us", "samples": [...]}` or `{"name", "value"}`); the
 //! driver (`bench/run.py`) computes the statistics and writes the report.
 //! The binary is also its own sandbox init (`__sandbox-init`), like `sandkeep`.
 
 mod memory;
+mod nullworker;
 mod sandbox;
 mod tools;
 
@@ -31,7 +37,8 @@ fn main() {
 }
 
 const USAGE: &str = "usage: skbench sandbox ITERATIONS IDLE_SESSIONS\n       \
-                     skbench tools ROOT OUTDIR RUNS (glob|grep):PATTERN...";
+                     skbench tools ROOT OUTDIR RUNS (glob|grep):PATTERN...\n       \
+                     skbench nullworker BASE_URL KEY SESSION_ID";
 
 fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,6 +52,7 @@ fn run() -> anyhow::Result<()> {
             let runs = parse_count(&args[3], "RUNS")?;
             tools::run(args[1].as_ref(), args[2].as_ref(), runs, &args[4..])
         }
+        Some("nullworker") if args.len() == 4 => nullworker::run(&args[1], &args[2], &args[3]),
         _ => anyhow::bail!("{USAGE}"),
     }
 }

@@ -13,7 +13,9 @@ pub fn parse<T: DeserializeOwned>(tool: &str, input: &Value) -> Result<T, String
     // serde fills a struct from a JSON array by position; the SDK's validation only
     // accepts an object, so anything else is the same invalid-arguments error.
     if !input.is_object() {
-        return Err(format!("ValueError('Invalid arguments for function {tool}')"));
+        return Err(format!(
+            "ValueError('Invalid arguments for function {tool}')"
+        ));
     }
     T::deserialize(input)
         .map_err(|_| format!("ValueError('Invalid arguments for function {tool}')"))
