@@ -190,6 +190,24 @@ impl Policy {
                 }
             }
         }
+        // A writable bind of the root or a system tree would hand the host to the
+        // session: refuse it (read-only binds of them are harmless).
+        const SYSTEM: [&str; 12] = [
+            "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/sbin",
+            "/sys", "/usr",
+        ];
+        for p in &self.rw_binds {
+            let risky = SYSTEM
+                .iter()
+                .any(|sys| p == Path::new(sys) || Path::new(sys).starts_with(p));
+            if risky || p.starts_with("/proc") || p.starts_with("/sys") || p.starts_with("/etc") {
+                bail!(
+                    "`rw_binds` entry {} would give sessions write access to the host's system files; \
+                     bind a narrower directory (or use `ro_binds`)",
+                    p.display()
+                );
+            }
+        }
         for name in &self.env_passthrough {
             let valid = !name.is_empty()
                 && !name.starts_with(|c: char| c.is_ascii_digit())
@@ -257,6 +275,19 @@ mod tests {
             text.contains("allowlist") && text.contains("\"off\""),
             "{text}"
         );
+    }
+
+    #[test]
+    fn writable_binds_of_system_trees_are_refused() {
+        for path in ["/", "/usr", "/etc/ssh"] {
+            let err = load(&format!("rw_binds = [\"{path}\"]\n")).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("system files"),
+                "{path}: {err:#}"
+            );
+        }
+        assert!(load("ro_binds = [\"/usr\"]\n").is_ok());
+        assert!(load("rw_binds = [\"/tmp\"]\n").is_ok());
     }
 
     #[test]
