@@ -72,7 +72,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
     println!(
         "  isolation    {:?}, network {}",
         options.policy.isolation,
-        network_label(&options.policy)
+        options.policy.network_label()
     );
     println!("{copy_line}");
 
@@ -154,14 +154,6 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
     let events = transcript::all_events(&admin, &session_id).await?;
     transcript::print(&events, &state, &survey, &options.policy, started.elapsed());
     Ok(state["passed"].as_bool().unwrap_or(false))
-}
-
-/// The network as it will really be: under isolation `none` it is not restricted.
-fn network_label(policy: &Policy) -> String {
-    match policy.isolation {
-        sandkeep_sandbox::Isolation::None => "host (not isolated)".into(),
-        sandkeep_sandbox::Isolation::Process => format!("{:?}", policy.network).to_lowercase(),
-    }
 }
 
 fn str_field(v: &Value, key: &str) -> anyhow::Result<String> {

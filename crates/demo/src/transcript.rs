@@ -121,7 +121,7 @@ pub fn print(events: &[Value], state: &Value, survey: &Survey, policy: &Policy, 
     println!(
         "  isolation      {:?} (network {})",
         policy.isolation,
-        crate::network_label(policy)
+        policy.network_label()
     );
     println!(
         "  workspace      {} lines of .{} source, manifest {}",

@@ -129,6 +129,15 @@ pub fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
 }
 
 impl Policy {
+    /// The network as sessions will really have it: under isolation `none` the
+    /// `network` field is not enforced, so it is the host's.
+    pub fn network_label(&self) -> String {
+        match self.isolation {
+            Isolation::None => "host (not isolated)".into(),
+            Isolation::Process => format!("{:?}", self.network).to_lowercase(),
+        }
+    }
+
     /// Check values and referenced paths; the error names the key and the fix.
     pub fn validate(&self) -> anyhow::Result<()> {
         for (key, v) in [

@@ -13,7 +13,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "isolation in use: {:?} (network {}) — OK",
                 policy.isolation,
-                policy::network_label(&policy)
+                policy.network_label()
             );
             Ok(ExitCode::SUCCESS)
         }

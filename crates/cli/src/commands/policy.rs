@@ -59,15 +59,6 @@ pub fn resolve(args: &PolicyArgs) -> anyhow::Result<Policy> {
     Ok(policy)
 }
 
-/// How the network will actually be, for logs and the demo: under `none` the
-/// policy's network field is not enforced.
-pub fn network_label(policy: &Policy) -> String {
-    match policy.isolation {
-        Isolation::None => "host (not isolated)".into(),
-        Isolation::Process => format!("{:?}", policy.network).to_lowercase(),
-    }
-}
-
 /// Refuse to start when the requested isolation is unavailable (never downgrade).
 pub fn ensure_supported(policy: &Policy) -> anyhow::Result<()> {
     if policy.isolation == Isolation::None {

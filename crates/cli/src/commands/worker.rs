@@ -87,7 +87,7 @@ pub async fn poll(args: PollArgs, shutdown: CancellationToken) -> anyhow::Result
     tracing::info!(
         worker_id = %config.worker_id,
         isolation = ?config.policy.isolation,
-        network = %policy::network_label(&config.policy),
+        network = %config.policy.network_label(),
         max_sessions = config.max_sessions,
         "sandkeep worker polling"
     );
